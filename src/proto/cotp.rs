@@ -1,0 +1,303 @@
+//! COTP class 0 TPDUs (ISO 8073 / X.224): decoding with every check, and encoding.
+//!
+//! Byte 0 of a TPDU is the length indicator LI (header length without the LI byte); the high
+//! nibble of byte 1 is the TPDU code. Fixed fields follow, then parameters (code, length, value)
+//! up to the end of the header, then (DT only) user data.
+
+use super::ProtoError;
+
+pub const CR: u8 = 0xE0;
+pub const CC: u8 = 0xD0;
+pub const DR: u8 = 0x80;
+pub const DT: u8 = 0xF0;
+pub const ER: u8 = 0x70;
+
+/// Parameter codes (wire.md section 2).
+pub mod param {
+    pub const TPDU_SIZE: u8 = 0xC0;
+    pub const CALLING_TSAP: u8 = 0xC1;
+    pub const CALLED_TSAP: u8 = 0xC2;
+    /// In an ER: the header of the TPDU that was rejected.
+    pub const INVALID_TPDU: u8 = 0xC1;
+    pub const DR_ADDITIONAL_INFO: u8 = 0xE0;
+    pub const PREFERRED_MAX_TPDU: u8 = 0xF0;
+}
+
+/// DT header with EOT set: the last (or only) fragment of a message.
+pub const DT_EOT: [u8; 3] = [2, DT, 0x80];
+/// DT header without EOT: more fragments follow.
+pub const DT_MORE: [u8; 3] = [2, DT, 0x00];
+
+/// Parameters of a TPDU header, iterated in wire order. Every parameter lies inside the header;
+/// [`decode`] checks that before a `Params` is handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params<'a>(&'a [u8]);
+
+impl<'a> Params<'a> {
+    fn check(bytes: &'a [u8]) -> Result<Self, ProtoError> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if rest.len() < 2 {
+                return Err(ProtoError::ParamTruncated { code: rest[0] });
+            }
+            let len = rest[1] as usize;
+            if rest.len() < 2 + len {
+                return Err(ProtoError::ParamPastHeader { code: rest[0], len, room: rest.len() - 2 });
+            }
+            rest = &rest[2 + len..];
+        }
+        Ok(Params(bytes))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
+        let mut rest = self.0;
+        std::iter::from_fn(move || {
+            if rest.len() < 2 {
+                return None;
+            }
+            let (code, len) = (rest[0], rest[1] as usize);
+            let value = &rest[2..2 + len];
+            rest = &rest[2 + len..];
+            Some((code, value))
+        })
+    }
+
+    /// The first parameter with this code.
+    pub fn get(&self, code: u8) -> Option<&'a [u8]> {
+        self.iter().find(|&(c, _)| c == code).map(|(_, v)| v)
+    }
+
+    pub fn raw(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
+/// CR and CC share one layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connect<'a> {
+    pub dst_ref: u16,
+    pub src_ref: u16,
+    /// Class and options byte: class in the high nibble.
+    pub class_options: u8,
+    pub params: Params<'a>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tpdu<'a> {
+    Cr(Connect<'a>),
+    Cc(Connect<'a>),
+    Dr { dst_ref: u16, src_ref: u16, reason: u8, params: Params<'a>, user_data: &'a [u8] },
+    Dt { eot: bool, payload: &'a [u8] },
+    Er { dst_ref: u16, cause: u8, params: Params<'a> },
+}
+
+/// Decodes one TPDU: the whole content of one TPKT packet.
+pub fn decode(tpdu: &[u8]) -> Result<Tpdu<'_>, ProtoError> {
+    if tpdu.len() < 2 {
+        return Err(ProtoError::TpduTooShort(tpdu.len()));
+    }
+    let li = tpdu[0] as usize;
+    if li == 0 || li == 255 {
+        return Err(ProtoError::BadLi { li, room: tpdu.len() - 1 });
+    }
+    if li + 1 > tpdu.len() {
+        return Err(ProtoError::BadLi { li, room: tpdu.len() - 1 });
+    }
+    let header = &tpdu[..li + 1];
+    let after = &tpdu[li + 1..];
+    let code = tpdu[1] & 0xF0;
+    let u16_at = |i: usize| u16::from_be_bytes([header[i], header[i + 1]]);
+    let fixed = |n: usize, name: &'static str| {
+        if li + 1 < n {
+            Err(ProtoError::HeaderTooShort { tpdu: name, li })
+        } else {
+            Ok(())
+        }
+    };
+    let no_trailing = |name: &'static str| {
+        if after.is_empty() {
+            Ok(())
+        } else {
+            Err(ProtoError::TrailingBytes { tpdu: name, len: after.len() })
+        }
+    };
+    match code {
+        DT => {
+            if tpdu[1] != DT {
+                return Err(ProtoError::DtCode(tpdu[1]));
+            }
+            if li != 2 {
+                return Err(ProtoError::DtLi(li));
+            }
+            let nr = header[2];
+            if nr & 0x7F != 0 {
+                return Err(ProtoError::DtTpduNr(nr & 0x7F));
+            }
+            Ok(Tpdu::Dt { eot: nr & 0x80 != 0, payload: after })
+        }
+        CR | CC => {
+            let name = if code == CR { "CR" } else { "CC" };
+            fixed(7, name)?;
+            no_trailing(name)?;
+            let c = Connect {
+                dst_ref: u16_at(2),
+                src_ref: u16_at(4),
+                class_options: header[6],
+                params: Params::check(&header[7..])?,
+            };
+            Ok(if code == CR { Tpdu::Cr(c) } else { Tpdu::Cc(c) })
+        }
+        DR => {
+            fixed(7, "DR")?;
+            Ok(Tpdu::Dr {
+                dst_ref: u16_at(2),
+                src_ref: u16_at(4),
+                reason: header[6],
+                params: Params::check(&header[7..])?,
+                user_data: after,
+            })
+        }
+        ER => {
+            fixed(5, "ER")?;
+            no_trailing("ER")?;
+            Ok(Tpdu::Er { dst_ref: u16_at(2), cause: header[4], params: Params::check(&header[5..])? })
+        }
+        other => Err(ProtoError::UnexpectedTpdu(other)),
+    }
+}
+
+/// Appends a TPDU header of CR/CC/DR shape with the given parameters to `out`, TPKT header
+/// included. Returns the packet length.
+fn encode_with_params(
+    out: &mut Vec<u8>,
+    code: u8,
+    fixed: &[u8],
+    params: &[(u8, &[u8])],
+) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0, 0, code]);
+    out.extend_from_slice(fixed);
+    for (c, v) in params {
+        debug_assert!(v.len() <= 255);
+        out.push(*c);
+        out.push(v.len() as u8);
+        out.extend_from_slice(v);
+    }
+    let len = out.len() - start;
+    out[start..start + 4].copy_from_slice(&super::tpkt::header(len));
+    out[start + 4] = (len - 5) as u8;
+    len
+}
+
+/// A CR or CC packet (TPKT header included).
+pub fn encode_connect(code: u8, dst_ref: u16, src_ref: u16, class_options: u8, params: &[(u8, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let [d0, d1] = dst_ref.to_be_bytes();
+    let [s0, s1] = src_ref.to_be_bytes();
+    encode_with_params(&mut out, code, &[d0, d1, s0, s1, class_options], params);
+    out
+}
+
+/// A DR packet refusing or ending a connection.
+pub fn encode_dr(dst_ref: u16, src_ref: u16, reason: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(11);
+    let [d0, d1] = dst_ref.to_be_bytes();
+    let [s0, s1] = src_ref.to_be_bytes();
+    encode_with_params(&mut out, DR, &[d0, d1, s0, s1, reason], &[]);
+    out
+}
+
+/// An ER packet, quoting the rejected header.
+pub fn encode_er(dst_ref: u16, cause: u8, rejected: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    let [d0, d1] = dst_ref.to_be_bytes();
+    let q = &rejected[..rejected.len().min(64)];
+    encode_with_params(&mut out, ER, &[d0, d1, cause], &[(param::INVALID_TPDU, q)]);
+    out
+}
+
+/// Text for a DR reason code (wire.md section 2).
+pub fn dr_reason_text(reason: u8) -> &'static str {
+    match reason {
+        0x00 => "reason not specified",
+        0x01 => "congestion at TSAP",
+        0x02 => "session entity not attached to TSAP",
+        0x03 => "address unknown",
+        0x80 => "normal disconnect initiated by session entity",
+        0x81 => "remote transport entity congestion at connect request time",
+        0x82 => "connection negotiation failed",
+        0x83 => "duplicate source reference",
+        0x84 => "mismatched references",
+        0x85 => "protocol error",
+        0x87 => "reference overflow",
+        0x88 => "connection request refused on this network connection",
+        0x8A => "header or parameter length invalid",
+        _ => "unknown reason",
+    }
+}
+
+/// Text for an ER reject cause.
+pub fn er_cause_text(cause: u8) -> &'static str {
+    match cause {
+        0 => "reason not specified",
+        1 => "invalid parameter code",
+        2 => "invalid TPDU type",
+        3 => "invalid parameter value",
+        _ => "unknown cause",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dt_vectors() {
+        assert_eq!(decode(&[2, 0xF0, 0x80, 0x32, 1, 0]), Ok(Tpdu::Dt { eot: true, payload: &[0x32, 1, 0] }));
+        assert_eq!(decode(&[2, 0xF0, 0x00, 0x32, 1, 0]), Ok(Tpdu::Dt { eot: false, payload: &[0x32, 1, 0] }));
+        assert_eq!(decode(&[3, 0xF0, 0x80, 0x32]), Err(ProtoError::DtLi(3)));
+        assert_eq!(decode(&[2, 0xE0, 0x80, 0x32]), Err(ProtoError::HeaderTooShort { tpdu: "CR", li: 2 }));
+        assert_eq!(decode(&[2, 0xF0, 0x81, 0x32]), Err(ProtoError::DtTpduNr(1)));
+        assert_eq!(decode(&[2, 0xF1, 0x80]), Err(ProtoError::DtCode(0xF1)));
+    }
+
+    #[test]
+    fn cc_from_a_plc_with_parameters_in_any_order() {
+        let cc = [0x11, 0xD0, 0x00, 0x0F, 0x00, 0x0B, 0x00, 0xC0, 1, 0x0A, 0xC1, 2, 3, 0x11, 0xC2, 2, 1, 0];
+        let Tpdu::Cc(c) = decode(&cc).unwrap() else { panic!() };
+        assert_eq!((c.dst_ref, c.src_ref, c.class_options), (0x000F, 0x000B, 0));
+        assert_eq!(c.params.get(param::TPDU_SIZE), Some(&[0x0A][..]));
+        assert_eq!(c.params.get(param::CALLING_TSAP), Some(&[3, 0x11][..]));
+        assert_eq!(c.params.get(param::CALLED_TSAP), Some(&[1, 0][..]));
+    }
+
+    #[test]
+    fn malformed_headers() {
+        // LI pointing past the packet.
+        assert_eq!(decode(&[0x20, 0xD0, 0, 1]), Err(ProtoError::BadLi { li: 0x20, room: 3 }));
+        // A parameter running past the header.
+        assert_eq!(
+            decode(&[9, 0xD0, 0, 1, 0, 1, 0, 0xC1, 5, 1]),
+            Err(ProtoError::ParamPastHeader { code: 0xC1, len: 5, room: 1 })
+        );
+        // Bytes after a CC.
+        assert_eq!(decode(&[6, 0xD0, 0, 1, 0, 1, 0, 9]), Err(ProtoError::TrailingBytes { tpdu: "CC", len: 1 }));
+        // Class 0 has no AK, RJ, ED...
+        assert_eq!(decode(&[4, 0x60, 0, 1, 0]), Err(ProtoError::UnexpectedTpdu(0x60)));
+        assert_eq!(decode(&[0]), Err(ProtoError::TpduTooShort(1)));
+        assert_eq!(decode(&[0, 0xF0]), Err(ProtoError::BadLi { li: 0, room: 1 }));
+    }
+
+    #[test]
+    fn dr_and_er() {
+        let dr = encode_dr(1, 0x44, 0x85);
+        assert_eq!(dr, [3, 0, 0, 11, 6, 0x80, 0, 1, 0, 0x44, 0x85]);
+        assert_eq!(
+            decode(&dr[4..]),
+            Ok(Tpdu::Dr { dst_ref: 1, src_ref: 0x44, reason: 0x85, params: Params(&[]), user_data: &[] })
+        );
+        let er = encode_er(1, 2, &[2, 0xF0]);
+        let Tpdu::Er { dst_ref, cause, params } = decode(&er[4..]).unwrap() else { panic!() };
+        assert_eq!((dst_ref, cause, params.get(param::INVALID_TPDU)), (1, 2, Some(&[2, 0xF0][..])));
+    }
+}

@@ -1,0 +1,170 @@
+//! Messages and DTs: splitting a message into DT TPDUs, and bounded reassembly by EOT.
+
+use super::cotp;
+use super::tpkt;
+use super::ProtoError;
+
+/// TPKT + DT header in front of every fragment.
+pub const DT_OVERHEAD: usize = tpkt::HEADER_LEN + 3;
+
+/// Payload bytes per DT for a negotiated TPDU size (the TPDU counts its 3-byte DT header).
+pub fn payload_per_dt(tpdu_size: u32) -> usize {
+    (tpdu_size as usize).min(tpkt::MAX_PACKET - tpkt::HEADER_LEN) - 3
+}
+
+/// The 7 header bytes of one DT packet.
+pub fn dt_header(payload_len: usize, eot: bool) -> [u8; DT_OVERHEAD] {
+    let t = tpkt::header(payload_len + DT_OVERHEAD);
+    let d = if eot { cotp::DT_EOT } else { cotp::DT_MORE };
+    [t[0], t[1], t[2], t[3], d[0], d[1], d[2]]
+}
+
+/// Splits `message` into DTs: yields (header, payload slice) pairs, EOT on the last only.
+/// An empty message yields nothing (it is never sent).
+pub fn segments(message: &[u8], tpdu_size: u32) -> impl Iterator<Item = ([u8; DT_OVERHEAD], &[u8])> {
+    let per = payload_per_dt(tpdu_size);
+    let count = message.len().div_ceil(per);
+    message.chunks(per).enumerate().map(move |(i, chunk)| (dt_header(chunk.len(), i + 1 == count), chunk))
+}
+
+/// Number of DTs a message needs.
+pub fn segment_count(len: usize, tpdu_size: u32) -> usize {
+    len.div_ceil(payload_per_dt(tpdu_size))
+}
+
+/// Limits on what a peer may make us hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message (sum of fragment payloads).
+    pub max_message: usize,
+    /// Most DTs in one message.
+    pub max_fragments: u32,
+}
+
+/// What a DT did to the message being assembled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Assembled {
+    /// More fragments are needed (or an empty EOT DT was skipped).
+    Pending,
+    /// The message is complete: [`Reassembler::message`] holds it until the next push.
+    Complete,
+}
+
+/// Accumulates DT payloads until EOT, within [`Limits`].
+#[derive(Debug)]
+pub struct Reassembler {
+    buf: Vec<u8>,
+    fragments: u32,
+    complete: bool,
+    limits: Limits,
+}
+
+impl Reassembler {
+    pub fn new(limits: Limits) -> Self {
+        Reassembler { buf: Vec::new(), fragments: 0, complete: false, limits }
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.fragments = 0;
+        self.complete = false;
+    }
+
+    /// True when fragments without EOT are held (EOF now loses a partial message).
+    pub fn in_progress(&self) -> bool {
+        !self.complete && self.fragments > 0
+    }
+
+    /// Adds one DT. A complete message must be taken with [`Reassembler::take`] before the next.
+    pub fn push(&mut self, eot: bool, payload: &[u8]) -> Result<Assembled, ProtoError> {
+        debug_assert!(!self.complete, "previous message not taken");
+        if eot && payload.is_empty() && self.fragments == 0 {
+            // "Funny 7-byte packets" some CPUs send: nothing to deliver.
+            return Ok(Assembled::Pending);
+        }
+        let total = self.buf.len() + payload.len();
+        if total > self.limits.max_message {
+            return Err(ProtoError::MessageTooLarge { len: total, max: self.limits.max_message });
+        }
+        if self.fragments + 1 > self.limits.max_fragments {
+            return Err(ProtoError::TooManyFragments(self.limits.max_fragments));
+        }
+        self.buf.extend_from_slice(payload);
+        self.fragments += 1;
+        if eot {
+            self.complete = true;
+            return Ok(Assembled::Complete);
+        }
+        Ok(Assembled::Pending)
+    }
+
+    /// The complete message, if one is held.
+    pub fn message(&self) -> Option<&[u8]> {
+        self.complete.then_some(self.buf.as_slice())
+    }
+
+    /// Releases the complete message (its buffer is kept for the next one).
+    pub fn take(&mut self) {
+        self.clear();
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { max_message: 65536, max_fragments: 4096 };
+
+    #[test]
+    fn segmentation_respects_the_tpdu_size() {
+        let msg: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let segs: Vec<_> = segments(&msg, 256).collect();
+        assert_eq!(segs.len(), 4);
+        assert_eq!(segment_count(1000, 256), 4);
+        for (i, (h, p)) in segs.iter().enumerate() {
+            assert!(p.len() + 3 <= 256);
+            assert_eq!(h[6], if i == 3 { 0x80 } else { 0x00 });
+            assert_eq!(u16::from_be_bytes([h[2], h[3]]) as usize, p.len() + 7);
+        }
+        assert_eq!(segs.iter().flat_map(|(_, p)| p.iter().copied()).collect::<Vec<_>>(), msg);
+        // Exactly one full DT.
+        let one: Vec<_> = segments(&msg[..253], 256).collect();
+        assert_eq!((one.len(), one[0].0[6]), (1, 0x80));
+        assert_eq!(segments(&[], 256).count(), 0);
+    }
+
+    #[test]
+    fn reassembly_by_eot() {
+        let mut r = Reassembler::new(LIMITS);
+        assert_eq!(r.push(true, &[]), Ok(Assembled::Pending), "empty EOT DT skipped");
+        assert_eq!(r.message(), None);
+        assert_eq!(r.push(false, &[1, 2]), Ok(Assembled::Pending));
+        assert!(r.in_progress());
+        assert_eq!(r.push(true, &[]), Ok(Assembled::Complete), "empty EOT completes");
+        assert_eq!(r.message(), Some(&[1, 2][..]));
+        r.take();
+        assert_eq!(r.push(true, &[9]), Ok(Assembled::Complete));
+        assert_eq!(r.message(), Some(&[9][..]));
+    }
+
+    #[test]
+    fn limits_hold() {
+        let mut r = Reassembler::new(Limits { max_message: 10, max_fragments: 3 });
+        assert_eq!(r.push(false, &[0; 6]), Ok(Assembled::Pending));
+        assert_eq!(r.push(false, &[0; 5]), Err(ProtoError::MessageTooLarge { len: 11, max: 10 }));
+        let mut r = Reassembler::new(Limits { max_message: 10, max_fragments: 3 });
+        for _ in 0..3 {
+            r.push(false, &[0]).unwrap();
+        }
+        assert_eq!(r.push(true, &[0]), Err(ProtoError::TooManyFragments(3)));
+        assert!(r.capacity() <= 16);
+    }
+}
