@@ -5,7 +5,12 @@
 //! - [`net`]: sockets and deadlines (connect, the connection state machine);
 //! - `ffi`: the C ABI (`iso_*` functions, result codes, the panic boundary).
 
+/// cbindgen:ignore
 pub mod error;
+pub mod ffi;
+/// cbindgen:ignore
+pub mod net;
+/// cbindgen:ignore
 pub mod proto;
 
 pub use error::{Error, Result};

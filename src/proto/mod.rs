@@ -33,6 +33,8 @@ pub enum ProtoError {
     TrailingBytes { tpdu: &'static str, len: usize },
     #[error("COTP TPDU code 0x{0:02X} is not allowed in class 0 here")]
     UnexpectedTpdu(u8),
+    #[error("unexpected {0} during data transfer")]
+    UnexpectedInTransfer(&'static str),
     #[error("DT code byte is 0x{0:02X}, expected 0xF0")]
     DtCode(u8),
     #[error("DT length indicator is {0}, expected 2")]

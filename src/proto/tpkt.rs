@@ -135,10 +135,12 @@ impl Framer {
         len.saturating_sub(pending)
     }
 
-    /// The next whole packet's TPDU (the bytes after the TPKT header), if one is buffered.
+    /// The next whole packet's TPDU (the bytes after the TPKT header), if one is buffered,
+    /// without consuming it: [`Framer::consume`] does that. Peeking lets a receiver copy a
+    /// message straight from here into its caller's buffer, or leave it for a later call.
     ///
     /// A bad header is an error every time it is asked for: the stream cannot be resynchronised.
-    pub fn next_packet(&mut self) -> Result<Option<&[u8]>, ProtoError> {
+    pub fn peek_packet(&self) -> Result<Option<&[u8]>, ProtoError> {
         let pending = self.end - self.start;
         if pending < HEADER_LEN {
             return Ok(None);
@@ -148,13 +150,27 @@ impl Framer {
         if pending < len {
             return Ok(None);
         }
-        let tpdu = self.start + HEADER_LEN..self.start + len;
-        self.start += len;
+        Ok(Some(&self.buf[self.start + HEADER_LEN..self.start + len]))
+    }
+
+    /// Drops the packet [`Framer::peek_packet`] returned.
+    pub fn consume(&mut self) {
+        let len = u16::from_be_bytes([self.buf[self.start + 2], self.buf[self.start + 3]]) as usize;
+        debug_assert!(len >= MIN_PACKET && self.start + len <= self.end, "consume without a whole packet");
+        self.start += len.min(self.end - self.start);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        Ok(Some(&self.buf[tpdu]))
+    }
+
+    /// Peek and consume in one step (for tests and simple callers).
+    pub fn next_packet(&mut self) -> Result<Option<Vec<u8>>, ProtoError> {
+        let p = self.peek_packet()?.map(<[u8]>::to_vec);
+        if p.is_some() {
+            self.consume();
+        }
+        Ok(p)
     }
 
     /// True when the bytes buffered form part of a packet (EOF now would truncate it).
@@ -178,7 +194,7 @@ mod tests {
         for part in input.chunks(chunk.max(1)) {
             f.push(part);
             while let Some(p) = f.next_packet()? {
-                out.push(p.to_vec());
+                out.push(p);
             }
         }
         Ok(out)
@@ -194,7 +210,7 @@ mod tests {
         // Truncated: no packet, and the framer knows it is mid-packet (EOF is then an error).
         let mut f = Framer::new(MAX_PACKET, 64);
         f.push(&[3, 0, 0, 8, 2, 0xF0, 0x80]);
-        assert_eq!(f.next_packet().unwrap(), None);
+        assert_eq!(f.peek_packet().unwrap(), None);
         assert!(f.mid_packet());
     }
 
@@ -219,7 +235,7 @@ mod tests {
             for part in [&stream[..cut], &stream[cut..]] {
                 f.push(part);
                 while let Some(p) = f.next_packet().unwrap() {
-                    got.push(p.to_vec());
+                    got.push(p);
                 }
             }
             assert_eq!(got, whole, "cut {cut}");
@@ -230,7 +246,7 @@ mod tests {
     fn oversized_packet_is_refused_before_buffering_it() {
         let mut f = Framer::new(1000, 64);
         f.push(&[3, 0, 0xFF, 0xFF]);
-        assert_eq!(f.next_packet(), Err(ProtoError::TpktTooLong { len: 65535, max: 1000 }));
+        assert_eq!(f.peek_packet(), Err(ProtoError::TpktTooLong { len: 65535, max: 1000 }));
         assert!(f.capacity() <= 1000 + 64);
     }
 

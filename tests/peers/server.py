@@ -23,11 +23,7 @@ import time
 
 import snap7
 from snap7.server import Server
-
-try:
-    from snap7.type import SrvArea  # 2.x and 3.x both have it here
-except ImportError:  # pragma: no cover
-    from snap7.types import SrvArea
+from snap7.type import SrvArea  # same place in 2.x and 3.x
 
 HOST = "127.0.0.1"
 DB_SIZE = 1024

@@ -1,0 +1,386 @@
+/*
+ * isotcp: ISO on TCP (RFC 1006 TPKT + ISO 8073 class 0 COTP) for Siemens S7.
+ * Generated from the Rust source by cbindgen; do not edit.
+ *
+ * Every function returning int32_t returns ISO_OK (0) on success or a negative ISO_E_* code;
+ * iso_strerror() names a code and iso_last_error() gives the message of a handle's last error.
+ */
+
+#ifndef ISOTCP_H
+#define ISOTCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#define ISO_VERSION_MAJOR 0
+#define ISO_VERSION_MINOR 1
+#define ISO_VERSION_PATCH 0
+#define ISO_VERSION "0.1.0"
+
+#if defined(_WIN32) && !defined(ISOTCP_STATIC)
+#  if defined(ISOTCP_BUILDING)
+#    define ISO_API __declspec(dllexport)
+#  else
+#    define ISO_API __declspec(dllimport)
+#  endif
+#else
+#  define ISO_API
+#endif
+
+/**
+ * Success.
+ */
+#define ISO_OK 0
+
+/**
+ * Invalid argument: NULL pointer, bad host string, TSAP empty or too long, TPDU size not allowed, empty message.
+ */
+#define ISO_E_INVALID -1
+
+/**
+ * Not allowed now: send/recv before connect, connect while connected, a setter after connect.
+ */
+#define ISO_E_STATE -2
+
+/**
+ * The host name could not be resolved.
+ */
+#define ISO_E_RESOLVE -3
+
+/**
+ * The TCP connection was refused.
+ */
+#define ISO_E_REFUSED -4
+
+/**
+ * The operation's deadline passed; nothing received is lost.
+ */
+#define ISO_E_TIMEOUT -5
+
+/**
+ * Timeout 0 was given and the operation cannot complete now.
+ */
+#define ISO_E_WOULD_BLOCK -6
+
+/**
+ * The peer closed or reset the connection (also during COTP connect), or ended it with DR/ER.
+ */
+#define ISO_E_CLOSED -7
+
+/**
+ * The peer refused the COTP connection with DR or ER (reason/cause in the last error).
+ */
+#define ISO_E_REJECTED -8
+
+/**
+ * Malformed or unexpected TPKT/COTP data from the peer; the connection is closed.
+ */
+#define ISO_E_PROTOCOL -9
+
+/**
+ * A message above a limit (send above the maximum message size; received message above the receive limit).
+ */
+#define ISO_E_TOO_LARGE -10
+
+/**
+ * The caller's buffer is too small; `*out_len` gets the size needed; the message stays queued.
+ */
+#define ISO_E_BUFFER_TOO_SMALL -11
+
+/**
+ * Other operating-system error (OS error code in the last error).
+ */
+#define ISO_E_IO -12
+
+/**
+ * Internal error caught at the boundary; the handle is now poisoned.
+ */
+#define ISO_E_PANIC -13
+
+/**
+ * The handle is unusable after an internal error; destroy it.
+ */
+#define ISO_E_POISONED -14
+
+/**
+ * major << 16 | minor << 8 | patch; equal to `iso_version_number()`.
+ */
+#define ISO_VERSION_NUMBER 256
+
+/**
+ * An ISO-on-TCP connection handle (opaque). Create with `iso_create`, free with `iso_destroy`.
+ */
+typedef struct iso_conn iso_conn;
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * Static text describing a result code. Never NULL, never to be freed; an unknown code gives
+ * a text saying so. Thread-safe.
+ */
+ISO_API const char *iso_strerror(int32_t code);
+
+/**
+ * The library version, e.g. "0.1.0". Static, never NULL. Thread-safe.
+ */
+ISO_API const char *iso_version(void);
+
+/**
+ * The version as major << 16 | minor << 8 | patch, equal to ISO_VERSION_NUMBER in the header
+ * the program was compiled with (compare them to detect a mismatched library). Thread-safe.
+ */
+ISO_API uint32_t iso_version_number(void);
+
+/**
+ * Creates a connection handle for `host` (a name, an IPv4 literal, or an IPv6 literal with or
+ * without brackets) and TCP `port` (102 for S7). No network I/O happens here.
+ *
+ * Defaults: local TSAP 0x0100, remote TSAP 0x0102 (rack 0, slot 2), TPDU size 1024, send
+ * timeout 5000 ms, maximum message 65536 bytes, 4096 fragments per message, TCP keep-alive
+ * (idle 60 s, interval 10 s, 3 probes).
+ *
+ * On success `*out` is the new handle; on error `*out` is set to NULL (if `out` is not NULL)
+ * and the message is available from `iso_thread_last_error`.
+ * Errors: ISO_E_INVALID (NULL argument, host not UTF-8, empty or not a host name).
+ * Thread-safe.
+ */
+ISO_API int32_t iso_create(const char *host, uint16_t port, iso_conn **out);
+
+/**
+ * Closes the connection (if any) and frees the handle. NULL is a no-op.
+ * Thread rules: must be the last call on the handle; no other call may be in progress on it.
+ */
+ISO_API void iso_destroy(iso_conn *conn);
+
+/**
+ * Sets the local (calling, C1) and remote (called, C2) TSAPs as 16-bit values, e.g. 0x0100 and
+ * 0x0102 (rack 0, slot 2; see `iso_s7_tsap`).
+ * Errors: ISO_E_INVALID (NULL), ISO_E_STATE (connected or connecting).
+ * Thread rules: not concurrently with `iso_connect` or other setters on the same handle.
+ */
+ISO_API int32_t iso_set_tsap(iso_conn *conn, uint16_t local_tsap, uint16_t remote_tsap);
+
+/**
+ * Sets the TSAPs as byte strings of 1 to 32 bytes each, e.g. local {0x06, 0x00} and remote
+ * "SIMATIC-ROOT-HMI" (16 bytes, no NUL) for S7CommPlus. The bytes are copied.
+ * Errors: ISO_E_INVALID (NULL, a length outside 1..32, or a CR that would exceed 128 bytes),
+ * ISO_E_STATE (connected or connecting).
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API
+int32_t iso_set_tsap_bytes(iso_conn *conn,
+                           const uint8_t *local,
+                           size_t local_len,
+                           const uint8_t *remote,
+                           size_t remote_len);
+
+/**
+ * Sets the TPDU size offered in the CR: 128, 256, 512, 1024 (default), 2048, 4096 or 8192.
+ * The peer's CC may lower it; `iso_get_tpdu_size` tells the result.
+ * Errors: ISO_E_INVALID (another value), ISO_E_STATE (connected or connecting).
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API int32_t iso_set_tpdu_size(iso_conn *conn, uint32_t size);
+
+/**
+ * Routing to a PLC behind a gateway, python-snap7 3.x encoding: appends the CR parameters
+ * `C6 02 <subnet_id>` and `C7 02 01 <rack << 5 | slot>` after C0; the TSAPs stay as set (the
+ * remote TSAP addresses the gateway). Only python-snap7's server is known to accept this form;
+ * real Siemens gateways need `iso_set_routing_s7`. Rack 0..7, slot 0..31.
+ * Errors: ISO_E_INVALID (rack or slot out of range, CR too long), ISO_E_STATE.
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API
+int32_t iso_set_routing(iso_conn *conn,
+                        uint16_t subnet_id,
+                        uint16_t dest_rack,
+                        uint16_t dest_slot);
+
+/**
+ * Routing through a real Siemens gateway (S7 routing, libnodave's form): replaces both TSAPs by
+ * 28-byte extended TSAPs naming the destination subnet and station.
+ *
+ * `subnet_high` and `subnet_low` are the two halves of the S7 subnet ID as STEP 7 shows it
+ * ("0152-0013" is 0x0152, 0x0013). `dest_addr` is the destination's address on that subnet:
+ * 1 byte (MPI/PROFIBUS address) or 4 bytes (IPv4), at most 16; it is copied. `conn_type` is
+ * 1 (PG), 2 (OP) or 3..0x10 (S7 basic); rack 0..7, slot 0..31 of the destination CPU.
+ * A later `iso_set_tsap`/`iso_set_tsap_bytes` replaces the TSAPs again.
+ * Errors: ISO_E_INVALID (NULL, lengths, ranges), ISO_E_STATE.
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API
+int32_t iso_set_routing_s7(iso_conn *conn,
+                           uint16_t subnet_high,
+                           uint16_t subnet_low,
+                           const uint8_t *dest_addr,
+                           size_t dest_addr_len,
+                           uint8_t conn_type,
+                           uint16_t dest_rack,
+                           uint16_t dest_slot);
+
+/**
+ * Sets the deadline of each `iso_send` (default 5000 ms). 0 means "never wait": a send the
+ * socket cannot take at once returns ISO_E_WOULD_BLOCK.
+ * Errors: ISO_E_STATE (connected or connecting).
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API int32_t iso_set_send_timeout(iso_conn *conn, uint32_t timeout_ms);
+
+/**
+ * Sets the largest message sent or received, 128 to 16777216 bytes (default 65536). A larger
+ * message to send gives ISO_E_TOO_LARGE; a larger message from the peer gives ISO_E_TOO_LARGE
+ * and closes the connection.
+ * Errors: ISO_E_INVALID (out of range), ISO_E_STATE.
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API int32_t iso_set_max_message(iso_conn *conn, uint32_t bytes);
+
+/**
+ * Sets the largest number of DTs one received message may have (default 4096, 1..1048576).
+ * More gives ISO_E_TOO_LARGE and closes the connection.
+ * Errors: ISO_E_INVALID (out of range), ISO_E_STATE.
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API int32_t iso_set_max_fragments(iso_conn *conn, uint32_t fragments);
+
+/**
+ * Sets TCP keep-alive: `enable` 0 turns it off; otherwise probes start after `idle_s` seconds
+ * of silence, repeat every `interval_s` seconds, and `count` unanswered probes end the
+ * connection (count is ignored on Windows, which uses 10). Default: on, 60, 10, 3.
+ * Errors: ISO_E_INVALID (a zero time or count while enabled, or above 32767), ISO_E_STATE.
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API
+int32_t iso_set_keepalive(iso_conn *conn,
+                          int32_t enable,
+                          uint32_t idle_s,
+                          uint32_t interval_s,
+                          uint32_t count);
+
+/**
+ * Connects: resolves the host, opens TCP (trying every address the name resolves to), sends
+ * the CR and validates the CC, all within one deadline of `timeout_ms`. Timeout 0 returns
+ * ISO_E_WOULD_BLOCK unless everything completes at once.
+ * Errors: ISO_E_STATE (already connected), ISO_E_RESOLVE, ISO_E_REFUSED, ISO_E_TIMEOUT,
+ * ISO_E_CLOSED (the peer closed or reset TCP after the CR: usually a wrong TSAP, rack or slot),
+ * ISO_E_REJECTED (DR or ER; the last error names the reason), ISO_E_PROTOCOL (a malformed CC),
+ * ISO_E_IO.
+ * Thread rules: not concurrently with setters or another `iso_connect` on the same handle.
+ */
+ISO_API int32_t iso_connect(iso_conn *conn, uint32_t timeout_ms);
+
+/**
+ * Sends one whole message of `len` bytes (copied before return), segmented into DTs of the
+ * negotiated TPDU size, within the send timeout.
+ * Errors: ISO_E_INVALID (NULL data, len 0), ISO_E_STATE (not connected), ISO_E_TOO_LARGE (above
+ * the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is intact; part sent: the
+ * connection is closed, since the peer would see half a message), ISO_E_CLOSED, ISO_E_IO.
+ * Thread rules: may run while another thread is in `iso_recv`/`iso_poll`; concurrent
+ * `iso_send` calls on one handle are serialised.
+ */
+ISO_API int32_t iso_send(iso_conn *conn, const uint8_t *data, size_t len);
+
+/**
+ * Waits up to `timeout_ms` for a whole message. Returns 1 when one is ready (the next
+ * `iso_recv` returns it at once), 0 when none completed within the timeout (bytes of a partial
+ * message stay buffered), or a negative error: ISO_E_STATE, ISO_E_CLOSED (the peer closed and
+ * no whole message is buffered), ISO_E_PROTOCOL, ISO_E_TOO_LARGE, ISO_E_IO.
+ * Thread rules: as `iso_recv`.
+ */
+ISO_API int32_t iso_poll(iso_conn *conn, uint32_t timeout_ms);
+
+/**
+ * Receives one whole message into `buf` (capacity `cap`), waiting up to `timeout_ms`.
+ * On success `*out_len` is the message length.
+ * Errors: ISO_E_INVALID (NULL buf or out_len), ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK
+ * (timeout 0) when no whole message arrived: nothing is lost, the next call continues;
+ * ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
+ * ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
+ * ISO_E_PROTOCOL and ISO_E_TOO_LARGE (the connection is closed), ISO_E_IO.
+ * Thread rules: may run while another thread is in `iso_send`; `iso_disconnect` from another
+ * thread makes it return ISO_E_STATE promptly. Two concurrent receivers are serialised.
+ */
+ISO_API
+int32_t iso_recv(iso_conn *conn,
+                 uint8_t *buf,
+                 size_t cap,
+                 size_t *out_len,
+                 uint32_t timeout_ms);
+
+/**
+ * Returns 1 when the connection can carry a new request, 0 when it is not connected or the peer
+ * has closed or reset it (messages already buffered stay readable). Never blocks, consumes
+ * nothing. NULL gives ISO_E_INVALID. Thread-safe.
+ */
+ISO_API int32_t iso_check_connection(iso_conn *conn);
+
+/**
+ * Closes the connection (without DR: class 0 releases by closing TCP) and wakes any thread
+ * blocked in `iso_recv`, `iso_poll` or `iso_send` on it. Not connected: ISO_OK. The handle keeps
+ * its settings and may connect again. Thread-safe.
+ */
+ISO_API int32_t iso_disconnect(iso_conn *conn);
+
+/**
+ * Writes the negotiated TPDU size to `*out`.
+ * Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
+ */
+ISO_API int32_t iso_get_tpdu_size(const iso_conn *conn, uint32_t *out);
+
+/**
+ * Writes the connection's socket (a file descriptor; a SOCKET on Windows) to `*out`, for
+ * select/poll/epoll. Wait for readability, then call `iso_poll(conn, 0)`/`iso_recv(..., 0)`.
+ * Do not read, write or close it yourself. Valid until `iso_disconnect`/`iso_destroy`.
+ * Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
+ */
+ISO_API int32_t iso_get_fd(const iso_conn *conn, int64_t *out);
+
+/**
+ * Copies the called TSAP in use (C2: the remote TSAP this connection asked for) into `buf`.
+ * `*out_len` gets its length; when `cap` is smaller, ISO_E_BUFFER_TOO_SMALL and nothing is
+ * copied. Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
+ */
+ISO_API
+int32_t iso_get_remote_tsap(const iso_conn *conn,
+                            uint8_t *buf,
+                            size_t cap,
+                            size_t *out_len);
+
+/**
+ * Copies the calling TSAP in use (C1: the local TSAP) into `buf`; as `iso_get_remote_tsap`.
+ */
+ISO_API
+int32_t iso_get_calling_tsap(const iso_conn *conn,
+                             uint8_t *buf,
+                             size_t cap,
+                             size_t *out_len);
+
+/**
+ * Copies the handle's last error message, NUL-terminated, into `buf` (truncated to `cap`), and
+ * writes the size it needs including the NUL to `*out_needed` (if not NULL). `buf` may be NULL
+ * with `cap` 0 to ask for the size. Works on a poisoned handle. The message stays until the next
+ * error on the handle; "no error" before the first.
+ * Returns ISO_OK, ISO_E_BUFFER_TOO_SMALL (truncated), or ISO_E_INVALID (NULL conn).
+ * Thread-safe.
+ */
+ISO_API int32_t iso_last_error(const iso_conn *conn, char *buf, size_t cap, size_t *out_needed);
+
+/**
+ * The calling thread's last error message from any isotcp call (including `iso_create`, which
+ * has no handle to keep it), copied as by `iso_last_error`. Thread-safe (per thread).
+ */
+ISO_API int32_t iso_thread_last_error(char *buf, size_t cap, size_t *out_needed);
+
+/**
+ * The S7 remote TSAP for a connection type (1 PG, 2 OP, 3..0x10 S7 basic), rack (0..7) and slot
+ * (0..31): (conn_type << 8) | rack << 5 | slot, written to `*out`.
+ * Errors: ISO_E_INVALID (NULL or out of range). Thread-safe.
+ */
+ISO_API int32_t iso_s7_tsap(uint8_t conn_type, uint8_t rack, uint8_t slot, uint16_t *out);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* ISOTCP_H */

@@ -1,0 +1,136 @@
+//! The one helper every export goes through: it checks the handle pointer, refuses poisoned
+//! handles, catches panics (a panic escaping `extern "C"` would abort the host program), and
+//! records the message of every error, on the handle and for the calling thread.
+
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+
+use super::codes::{code_of, ISO_E_INVALID, ISO_E_PANIC, ISO_E_POISONED};
+use crate::error::Error;
+
+thread_local! {
+    static THREAD_LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// What every exported object carries besides its Rust value.
+#[derive(Default)]
+pub struct HandleState {
+    poisoned: AtomicBool,
+    last_error: Mutex<String>,
+}
+
+impl HandleState {
+    pub fn last_error(&self) -> String {
+        let e = self.last_error.lock();
+        if e.is_empty() {
+            "no error".into()
+        } else {
+            e.clone()
+        }
+    }
+
+    fn record(&self, msg: &str) {
+        let mut e = self.last_error.lock();
+        e.clear();
+        e.push_str(msg);
+    }
+}
+
+/// Exported objects expose their [`HandleState`].
+pub trait Handle {
+    fn state(&self) -> &HandleState;
+}
+
+/// The calling thread's last error message (any handle, or none).
+pub fn thread_last_error() -> String {
+    THREAD_LAST_ERROR.with(|e| if e.borrow().is_empty() { "no error".into() } else { e.borrow().clone() })
+}
+
+fn record_thread(msg: &str) {
+    THREAD_LAST_ERROR.with(|e| {
+        let mut e = e.borrow_mut();
+        e.clear();
+        e.push_str(msg);
+    });
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let what = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error (panic: {what}); the handle is poisoned: destroy it")
+}
+
+/// Runs `f` on the object behind `ptr`. `f` returns a non-negative value or an error.
+///
+/// NULL gives ISO_E_INVALID; a poisoned handle ISO_E_POISONED (unless `allow_poisoned`, for
+/// functions that must still work on one: reading the last error, destroying it).
+pub fn with_handle<T: Handle>(
+    ptr: *const T,
+    name: &str,
+    allow_poisoned: bool,
+    f: impl FnOnce(&T) -> Result<i32, Error>,
+) -> i32 {
+    if ptr.is_null() {
+        record_thread(&format!("invalid argument: {name} is NULL"));
+        return ISO_E_INVALID;
+    }
+    // SAFETY: the caller passes a pointer from the matching create function that it has not
+    // destroyed (the documented contract of every function taking a handle).
+    let obj = unsafe { &*ptr };
+    let state = obj.state();
+    if !allow_poisoned && state.poisoned.load(Ordering::Acquire) {
+        record_thread("the handle is poisoned by an earlier internal error: destroy it");
+        return ISO_E_POISONED;
+    }
+    match catch_unwind(AssertUnwindSafe(|| f(obj))) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            state.record(&msg);
+            record_thread(&msg);
+            code_of(&e)
+        }
+        Err(p) => {
+            state.poisoned.store(true, Ordering::Release);
+            let msg = panic_message(&*p);
+            state.record(&msg);
+            record_thread(&msg);
+            ISO_E_PANIC
+        }
+    }
+}
+
+/// Runs `f` for a function without a handle (create, listen, helpers).
+pub fn without_handle(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            record_thread(&e.to_string());
+            code_of(&e)
+        }
+        Err(p) => {
+            record_thread(&panic_message(&*p));
+            ISO_E_PANIC
+        }
+    }
+}
+
+/// An error for a NULL argument other than the handle.
+pub fn null_arg(name: &str) -> Error {
+    Error::Invalid(format!("{name} is NULL"))
+}
+
+/// Returns `Err` when `ptr` is NULL.
+pub fn non_null<T>(ptr: *const T, name: &str) -> Result<(), Error> {
+    if ptr.is_null() {
+        Err(null_arg(name))
+    } else {
+        Ok(())
+    }
+}

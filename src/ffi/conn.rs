@@ -1,0 +1,487 @@
+//! `iso_conn`: the client connection handle, `iso_create` ... `iso_destroy`.
+//!
+//! Thread rules, in short: every function may be called from any thread. Setters and
+//! `iso_connect` must not race each other on one handle (the second gets ISO_E_STATE or waits).
+//! One thread may be in `iso_send` while another is in `iso_recv`/`iso_poll`. `iso_disconnect`
+//! from any thread wakes a blocked `iso_recv`/`iso_poll`/`iso_send`, which then returns
+//! ISO_E_STATE. `iso_destroy` must be the last call on a handle, with no other call in progress.
+
+use std::ffi::{c_char, CStr};
+
+use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState};
+use super::codes::ISO_OK;
+use super::text::{bytes, copy_c_string};
+use crate::error::Error;
+use crate::net::connection::{MAX_MAX_MESSAGE, MIN_MAX_MESSAGE};
+use crate::net::{Config, Connection, Deadline, Keepalive};
+use crate::proto::handshake;
+use crate::proto::tsap::{self, S7Route, Tsap};
+
+/// Version string of the library, e.g. "0.1.0" (equal to ISO_VERSION).
+pub const ISO_VERSION: &str = "0.1.0";
+/// major << 16 | minor << 8 | patch; equal to `iso_version_number()`.
+pub const ISO_VERSION_NUMBER: u32 = 0x00_01_00;
+
+const fn parse_version_part(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut v = 0;
+    while i < b.len() {
+        v = v * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    v
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+// The header's constants are literals (cbindgen copies them); these keep them equal to Cargo.toml.
+const _: () = assert!(
+    ISO_VERSION_NUMBER
+        == parse_version_part(env!("CARGO_PKG_VERSION_MAJOR")) << 16
+            | parse_version_part(env!("CARGO_PKG_VERSION_MINOR")) << 8
+            | parse_version_part(env!("CARGO_PKG_VERSION_PATCH"))
+);
+const _: () = assert!(str_eq(ISO_VERSION, env!("CARGO_PKG_VERSION")));
+
+/// An ISO-on-TCP connection handle (opaque). Create with `iso_create`, free with `iso_destroy`.
+#[allow(non_camel_case_types)]
+pub struct iso_conn {
+    pub(crate) inner: Connection,
+    pub(crate) state: HandleState,
+}
+
+impl Handle for iso_conn {
+    fn state(&self) -> &HandleState {
+        &self.state
+    }
+}
+
+/// The library version, e.g. "0.1.0". Static, never NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn iso_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The version as major << 16 | minor << 8 | patch, equal to ISO_VERSION_NUMBER in the header
+/// the program was compiled with (compare them to detect a mismatched library). Thread-safe.
+#[no_mangle]
+pub extern "C" fn iso_version_number() -> u32 {
+    ISO_VERSION_NUMBER
+}
+
+/// Creates a connection handle for `host` (a name, an IPv4 literal, or an IPv6 literal with or
+/// without brackets) and TCP `port` (102 for S7). No network I/O happens here.
+///
+/// Defaults: local TSAP 0x0100, remote TSAP 0x0102 (rack 0, slot 2), TPDU size 1024, send
+/// timeout 5000 ms, maximum message 65536 bytes, 4096 fragments per message, TCP keep-alive
+/// (idle 60 s, interval 10 s, 3 probes).
+///
+/// On success `*out` is the new handle; on error `*out` is set to NULL (if `out` is not NULL)
+/// and the message is available from `iso_thread_last_error`.
+/// Errors: ISO_E_INVALID (NULL argument, host not UTF-8, empty or not a host name).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_create(host: *const c_char, port: u16, out: *mut *mut iso_conn) -> i32 {
+    without_handle(|| {
+        non_null(out, "out")?;
+        *out = std::ptr::null_mut();
+        non_null(host, "host")?;
+        let host = CStr::from_ptr(host).to_str().map_err(|_| Error::Invalid("host is not valid UTF-8".into()))?;
+        let config = Config::new(host, port)?;
+        let conn = Box::new(iso_conn { inner: Connection::new(config), state: HandleState::default() });
+        *out = Box::into_raw(conn);
+        Ok(ISO_OK)
+    })
+}
+
+/// Closes the connection (if any) and frees the handle. NULL is a no-op.
+/// Thread rules: must be the last call on the handle; no other call may be in progress on it.
+#[no_mangle]
+pub unsafe extern "C" fn iso_destroy(conn: *mut iso_conn) {
+    if conn.is_null() {
+        return;
+    }
+    let _ = without_handle(|| {
+        drop(Box::from_raw(conn));
+        Ok(ISO_OK)
+    });
+}
+
+fn configure(conn: *const iso_conn, f: impl FnOnce(&mut Config) -> Result<(), Error>) -> i32 {
+    with_handle(conn, "conn", false, |c| c.inner.configure(f).map(|()| ISO_OK))
+}
+
+/// Sets the local (calling, C1) and remote (called, C2) TSAPs as 16-bit values, e.g. 0x0100 and
+/// 0x0102 (rack 0, slot 2; see `iso_s7_tsap`).
+/// Errors: ISO_E_INVALID (NULL), ISO_E_STATE (connected or connecting).
+/// Thread rules: not concurrently with `iso_connect` or other setters on the same handle.
+#[no_mangle]
+pub extern "C" fn iso_set_tsap(conn: *mut iso_conn, local_tsap: u16, remote_tsap: u16) -> i32 {
+    configure(conn, |c| {
+        c.calling = Tsap::from_u16(local_tsap);
+        c.called = Tsap::from_u16(remote_tsap);
+        Ok(())
+    })
+}
+
+/// Sets the TSAPs as byte strings of 1 to 32 bytes each, e.g. local {0x06, 0x00} and remote
+/// "SIMATIC-ROOT-HMI" (16 bytes, no NUL) for S7CommPlus. The bytes are copied.
+/// Errors: ISO_E_INVALID (NULL, a length outside 1..32, or a CR that would exceed 128 bytes),
+/// ISO_E_STATE (connected or connecting).
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub unsafe extern "C" fn iso_set_tsap_bytes(
+    conn: *mut iso_conn,
+    local: *const u8,
+    local_len: usize,
+    remote: *const u8,
+    remote_len: usize,
+) -> i32 {
+    configure(conn, |c| {
+        non_null(local, "local")?;
+        non_null(remote, "remote")?;
+        let invalid = |e: crate::proto::ProtoError| Error::Invalid(e.to_string());
+        c.calling = Tsap::new(bytes(local, local_len)).map_err(invalid)?;
+        c.called = Tsap::new(bytes(remote, remote_len)).map_err(invalid)?;
+        Ok(())
+    })
+}
+
+/// Sets the TPDU size offered in the CR: 128, 256, 512, 1024 (default), 2048, 4096 or 8192.
+/// The peer's CC may lower it; `iso_get_tpdu_size` tells the result.
+/// Errors: ISO_E_INVALID (another value), ISO_E_STATE (connected or connecting).
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub extern "C" fn iso_set_tpdu_size(conn: *mut iso_conn, size: u32) -> i32 {
+    configure(conn, |c| {
+        handshake::tpdu_code_for(size).ok_or_else(|| {
+            Error::Invalid(format!("TPDU size {size} is not one of 128, 256, 512, 1024, 2048, 4096, 8192"))
+        })?;
+        c.tpdu_size = size;
+        Ok(())
+    })
+}
+
+/// Routing to a PLC behind a gateway, python-snap7 3.x encoding: appends the CR parameters
+/// `C6 02 <subnet_id>` and `C7 02 01 <rack << 5 | slot>` after C0; the TSAPs stay as set (the
+/// remote TSAP addresses the gateway). Only python-snap7's server is known to accept this form;
+/// real Siemens gateways need `iso_set_routing_s7`. Rack 0..7, slot 0..31.
+/// Errors: ISO_E_INVALID (rack or slot out of range, CR too long), ISO_E_STATE.
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub extern "C" fn iso_set_routing(conn: *mut iso_conn, subnet_id: u16, dest_rack: u16, dest_slot: u16) -> i32 {
+    configure(conn, |c| {
+        let (rack, slot) = rack_slot_args(dest_rack, dest_slot)?;
+        c.extra_params = tsap::snap7_routing_params(subnet_id, rack, slot).map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(())
+    })
+}
+
+fn rack_slot_args(rack: u16, slot: u16) -> Result<(u8, u8), Error> {
+    if rack > 7 || slot > 31 {
+        return Err(Error::Invalid(format!("rack {rack} / slot {slot} out of range (rack 0..7, slot 0..31)")));
+    }
+    Ok((rack as u8, slot as u8))
+}
+
+/// Routing through a real Siemens gateway (S7 routing, libnodave's form): replaces both TSAPs by
+/// 28-byte extended TSAPs naming the destination subnet and station.
+///
+/// `subnet_high` and `subnet_low` are the two halves of the S7 subnet ID as STEP 7 shows it
+/// ("0152-0013" is 0x0152, 0x0013). `dest_addr` is the destination's address on that subnet:
+/// 1 byte (MPI/PROFIBUS address) or 4 bytes (IPv4), at most 16; it is copied. `conn_type` is
+/// 1 (PG), 2 (OP) or 3..0x10 (S7 basic); rack 0..7, slot 0..31 of the destination CPU.
+/// A later `iso_set_tsap`/`iso_set_tsap_bytes` replaces the TSAPs again.
+/// Errors: ISO_E_INVALID (NULL, lengths, ranges), ISO_E_STATE.
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub unsafe extern "C" fn iso_set_routing_s7(
+    conn: *mut iso_conn,
+    subnet_high: u16,
+    subnet_low: u16,
+    dest_addr: *const u8,
+    dest_addr_len: usize,
+    conn_type: u8,
+    dest_rack: u16,
+    dest_slot: u16,
+) -> i32 {
+    configure(conn, |c| {
+        non_null(dest_addr, "dest_addr")?;
+        let (rack, slot) = rack_slot_args(dest_rack, dest_slot)?;
+        let route = S7Route {
+            subnet_high,
+            subnet_low,
+            dest_addr: bytes(dest_addr, dest_addr_len).to_vec(),
+            conn_type,
+            dest_rack: rack,
+            dest_slot: slot,
+        };
+        let (calling, called) = route.tsaps().map_err(|e| Error::Invalid(e.to_string()))?;
+        c.calling = calling;
+        c.called = called;
+        c.extra_params.clear();
+        Ok(())
+    })
+}
+
+/// Sets the deadline of each `iso_send` (default 5000 ms). 0 means "never wait": a send the
+/// socket cannot take at once returns ISO_E_WOULD_BLOCK.
+/// Errors: ISO_E_STATE (connected or connecting).
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
+    configure(conn, |c| {
+        c.send_timeout_ms = timeout_ms;
+        Ok(())
+    })
+}
+
+/// Sets the largest message sent or received, 128 to 16777216 bytes (default 65536). A larger
+/// message to send gives ISO_E_TOO_LARGE; a larger message from the peer gives ISO_E_TOO_LARGE
+/// and closes the connection.
+/// Errors: ISO_E_INVALID (out of range), ISO_E_STATE.
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) -> i32 {
+    configure(conn, |c| {
+        let b = bytes as usize;
+        if !(MIN_MAX_MESSAGE..=MAX_MAX_MESSAGE).contains(&b) {
+            return Err(Error::Invalid(format!("maximum message {bytes} is outside {MIN_MAX_MESSAGE}..{MAX_MAX_MESSAGE}")));
+        }
+        c.max_message = b;
+        Ok(())
+    })
+}
+
+/// Sets the largest number of DTs one received message may have (default 4096, 1..1048576).
+/// More gives ISO_E_TOO_LARGE and closes the connection.
+/// Errors: ISO_E_INVALID (out of range), ISO_E_STATE.
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub extern "C" fn iso_set_max_fragments(conn: *mut iso_conn, fragments: u32) -> i32 {
+    configure(conn, |c| {
+        if !(1..=1 << 20).contains(&fragments) {
+            return Err(Error::Invalid(format!("fragment limit {fragments} is outside 1..1048576")));
+        }
+        c.max_fragments = fragments;
+        Ok(())
+    })
+}
+
+/// Sets TCP keep-alive: `enable` 0 turns it off; otherwise probes start after `idle_s` seconds
+/// of silence, repeat every `interval_s` seconds, and `count` unanswered probes end the
+/// connection (count is ignored on Windows, which uses 10). Default: on, 60, 10, 3.
+/// Errors: ISO_E_INVALID (a zero time or count while enabled, or above 32767), ISO_E_STATE.
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub extern "C" fn iso_set_keepalive(conn: *mut iso_conn, enable: i32, idle_s: u32, interval_s: u32, count: u32) -> i32 {
+    configure(conn, |c| {
+        let enabled = enable != 0;
+        if enabled && [idle_s, interval_s, count].iter().any(|&v| v == 0 || v > 32767) {
+            return Err(Error::Invalid("keep-alive idle, interval and count must be 1..32767".into()));
+        }
+        c.keepalive = Keepalive { enabled, idle_s, interval_s, count };
+        Ok(())
+    })
+}
+
+/// Connects: resolves the host, opens TCP (trying every address the name resolves to), sends
+/// the CR and validates the CC, all within one deadline of `timeout_ms`. Timeout 0 returns
+/// ISO_E_WOULD_BLOCK unless everything completes at once.
+/// Errors: ISO_E_STATE (already connected), ISO_E_RESOLVE, ISO_E_REFUSED, ISO_E_TIMEOUT,
+/// ISO_E_CLOSED (the peer closed or reset TCP after the CR: usually a wrong TSAP, rack or slot),
+/// ISO_E_REJECTED (DR or ER; the last error names the reason), ISO_E_PROTOCOL (a malformed CC),
+/// ISO_E_IO.
+/// Thread rules: not concurrently with setters or another `iso_connect` on the same handle.
+#[no_mangle]
+pub extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
+    with_handle(conn, "conn", false, |c| c.inner.connect(timeout_ms).map(|()| ISO_OK))
+}
+
+/// Sends one whole message of `len` bytes (copied before return), segmented into DTs of the
+/// negotiated TPDU size, within the send timeout.
+/// Errors: ISO_E_INVALID (NULL data, len 0), ISO_E_STATE (not connected), ISO_E_TOO_LARGE (above
+/// the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is intact; part sent: the
+/// connection is closed, since the peer would see half a message), ISO_E_CLOSED, ISO_E_IO.
+/// Thread rules: may run while another thread is in `iso_recv`/`iso_poll`; concurrent
+/// `iso_send` calls on one handle are serialised.
+#[no_mangle]
+pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        non_null(data, "data")?;
+        c.inner.send(bytes(data, len)).map(|()| ISO_OK)
+    })
+}
+
+/// Waits up to `timeout_ms` for a whole message. Returns 1 when one is ready (the next
+/// `iso_recv` returns it at once), 0 when none completed within the timeout (bytes of a partial
+/// message stay buffered), or a negative error: ISO_E_STATE, ISO_E_CLOSED (the peer closed and
+/// no whole message is buffered), ISO_E_PROTOCOL, ISO_E_TOO_LARGE, ISO_E_IO.
+/// Thread rules: as `iso_recv`.
+#[no_mangle]
+pub extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
+    with_handle(conn, "conn", false, |c| c.inner.poll(&Deadline::after_ms(timeout_ms)).map(i32::from))
+}
+
+/// Receives one whole message into `buf` (capacity `cap`), waiting up to `timeout_ms`.
+/// On success `*out_len` is the message length.
+/// Errors: ISO_E_INVALID (NULL buf or out_len), ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK
+/// (timeout 0) when no whole message arrived: nothing is lost, the next call continues;
+/// ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
+/// ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
+/// ISO_E_PROTOCOL and ISO_E_TOO_LARGE (the connection is closed), ISO_E_IO.
+/// Thread rules: may run while another thread is in `iso_send`; `iso_disconnect` from another
+/// thread makes it return ISO_E_STATE promptly. Two concurrent receivers are serialised.
+#[no_mangle]
+pub unsafe extern "C" fn iso_recv(conn: *mut iso_conn, buf: *mut u8, cap: usize, out_len: *mut usize, timeout_ms: u32) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        non_null(out_len, "out_len")?;
+        non_null(buf, "buf")?;
+        let slice = if cap == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(buf, cap) };
+        match c.inner.recv(slice, &Deadline::after_ms(timeout_ms)) {
+            Ok(n) => {
+                *out_len = n;
+                Ok(ISO_OK)
+            }
+            Err(e @ Error::BufferTooSmall { needed, .. }) => {
+                *out_len = needed;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// Returns 1 when the connection can carry a new request, 0 when it is not connected or the peer
+/// has closed or reset it (messages already buffered stay readable). Never blocks, consumes
+/// nothing. NULL gives ISO_E_INVALID. Thread-safe.
+#[no_mangle]
+pub extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
+    with_handle(conn, "conn", false, |c| Ok(i32::from(c.inner.is_alive())))
+}
+
+/// Closes the connection (without DR: class 0 releases by closing TCP) and wakes any thread
+/// blocked in `iso_recv`, `iso_poll` or `iso_send` on it. Not connected: ISO_OK. The handle keeps
+/// its settings and may connect again. Thread-safe.
+#[no_mangle]
+pub extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        c.inner.disconnect();
+        Ok(ISO_OK)
+    })
+}
+
+/// Writes the negotiated TPDU size to `*out`.
+/// Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_get_tpdu_size(conn: *const iso_conn, out: *mut u32) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        non_null(out, "out")?;
+        *out = c.inner.tpdu_size()?;
+        Ok(ISO_OK)
+    })
+}
+
+/// Writes the connection's socket (a file descriptor; a SOCKET on Windows) to `*out`, for
+/// select/poll/epoll. Wait for readability, then call `iso_poll(conn, 0)`/`iso_recv(..., 0)`.
+/// Do not read, write or close it yourself. Valid until `iso_disconnect`/`iso_destroy`.
+/// Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_get_fd(conn: *const iso_conn, out: *mut i64) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        non_null(out, "out")?;
+        *out = c.inner.raw_handle()?;
+        Ok(ISO_OK)
+    })
+}
+
+/// Copies the called TSAP in use (C2: the remote TSAP this connection asked for) into `buf`.
+/// `*out_len` gets its length; when `cap` is smaller, ISO_E_BUFFER_TOO_SMALL and nothing is
+/// copied. Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_get_remote_tsap(conn: *const iso_conn, buf: *mut u8, cap: usize, out_len: *mut usize) -> i32 {
+    tsap_out(conn, buf, cap, out_len, |c| c.inner.config().called)
+}
+
+/// Copies the calling TSAP in use (C1: the local TSAP) into `buf`; as `iso_get_remote_tsap`.
+#[no_mangle]
+pub unsafe extern "C" fn iso_get_calling_tsap(conn: *const iso_conn, buf: *mut u8, cap: usize, out_len: *mut usize) -> i32 {
+    tsap_out(conn, buf, cap, out_len, |c| c.inner.config().calling)
+}
+
+unsafe fn tsap_out(conn: *const iso_conn, buf: *mut u8, cap: usize, out_len: *mut usize, pick: impl FnOnce(&iso_conn) -> Tsap) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        non_null(buf, "buf")?;
+        non_null(out_len, "out_len")?;
+        c.inner.tpdu_size()?;
+        let tsap = pick(c);
+        let b = tsap.as_bytes();
+        *out_len = b.len();
+        if b.len() > cap {
+            return Err(Error::BufferTooSmall { needed: b.len(), cap });
+        }
+        std::ptr::copy_nonoverlapping(b.as_ptr(), buf, b.len());
+        Ok(ISO_OK)
+    })
+}
+
+/// Copies the handle's last error message, NUL-terminated, into `buf` (truncated to `cap`), and
+/// writes the size it needs including the NUL to `*out_needed` (if not NULL). `buf` may be NULL
+/// with `cap` 0 to ask for the size. Works on a poisoned handle. The message stays until the next
+/// error on the handle; "no error" before the first.
+/// Returns ISO_OK, ISO_E_BUFFER_TOO_SMALL (truncated), or ISO_E_INVALID (NULL conn).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_last_error(conn: *const iso_conn, buf: *mut c_char, cap: usize, out_needed: *mut usize) -> i32 {
+    let mut text = None;
+    let rc = with_handle(conn, "conn", true, |c| {
+        text = Some(c.state.last_error());
+        Ok(ISO_OK)
+    });
+    match text {
+        Some(t) => last_error_out(&t, buf, cap, out_needed),
+        None => rc,
+    }
+}
+
+/// The calling thread's last error message from any isotcp call (including `iso_create`, which
+/// has no handle to keep it), copied as by `iso_last_error`. Thread-safe (per thread).
+#[no_mangle]
+pub unsafe extern "C" fn iso_thread_last_error(buf: *mut c_char, cap: usize, out_needed: *mut usize) -> i32 {
+    last_error_out(&super::boundary::thread_last_error(), buf, cap, out_needed)
+}
+
+unsafe fn last_error_out(text: &str, buf: *mut c_char, cap: usize, out_needed: *mut usize) -> i32 {
+    if copy_c_string(text, buf.cast(), cap, out_needed) {
+        ISO_OK
+    } else {
+        super::codes::ISO_E_BUFFER_TOO_SMALL
+    }
+}
+
+/// The S7 remote TSAP for a connection type (1 PG, 2 OP, 3..0x10 S7 basic), rack (0..7) and slot
+/// (0..31): (conn_type << 8) | rack << 5 | slot, written to `*out`.
+/// Errors: ISO_E_INVALID (NULL or out of range). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_s7_tsap(conn_type: u8, rack: u8, slot: u8, out: *mut u16) -> i32 {
+    without_handle(|| {
+        non_null(out, "out")?;
+        let rs = tsap::rack_slot(rack, slot).map_err(|e| Error::Invalid(e.to_string()))?;
+        *out = (conn_type as u16) << 8 | rs as u16;
+        Ok(ISO_OK)
+    })
+}

@@ -1,0 +1,519 @@
+//! One ISO-on-TCP connection: configuration, connect (TCP + CR/CC), send, receive, poll, check,
+//! disconnect.
+//!
+//! Locking: `link` (which socket is current) is held only briefly; `rx` and `tx` are held for a
+//! whole receive or send, so one thread may send while another receives. `disconnect` takes the
+//! socket out of `link` and shuts it down, which wakes any thread blocked on it; that thread sees
+//! its socket is no longer current and returns a state error. The socket itself is closed when the
+//! last thread using it lets go, so its descriptor is never reused under anyone's feet.
+
+use std::io::{self, IoSlice, Read};
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use socket2::Socket;
+
+use super::deadline::Deadline;
+use super::socket::{self, Keepalive};
+use super::sys::{self, Interest};
+use super::transmit::{self, WriteError};
+use crate::error::{Error, Result};
+use crate::proto::cotp::{self, Tpdu};
+use crate::proto::handshake::{self, ConnectAnswer, ConnectRequest, Negotiated};
+use crate::proto::segment::{Assembled, Limits, Reassembler};
+use crate::proto::tpkt::{self, Framer};
+use crate::proto::tsap::Tsap;
+use crate::proto::ProtoError;
+
+/// Default maximum message size (send and receive).
+pub const DEFAULT_MAX_MESSAGE: usize = 65_536;
+/// Largest settable maximum message size.
+pub const MAX_MAX_MESSAGE: usize = 16 << 20;
+/// Smallest settable maximum message size.
+pub const MIN_MAX_MESSAGE: usize = 128;
+/// Default limit on DTs per received message.
+pub const DEFAULT_MAX_FRAGMENTS: u32 = 4096;
+/// Room offered to each socket read beyond what the packet in progress needs.
+const READ_CHUNK: usize = 4096;
+
+/// Everything set before connecting. Defaults match python-snap7's ISOTCPConnection.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub calling: Tsap,
+    pub called: Tsap,
+    pub tpdu_size: u32,
+    /// Parameters appended to the CR after C0 (python-snap7 routing).
+    pub extra_params: Vec<(u8, Vec<u8>)>,
+    pub send_timeout_ms: u32,
+    pub max_message: usize,
+    pub max_fragments: u32,
+    pub keepalive: Keepalive,
+}
+
+impl Config {
+    pub fn new(host: &str, port: u16) -> Result<Config> {
+        socket::validate_host(host)?;
+        Ok(Config {
+            host: host.to_owned(),
+            port,
+            calling: Tsap::from_u16(0x0100),
+            called: Tsap::from_u16(0x0102),
+            tpdu_size: 1024,
+            extra_params: Vec::new(),
+            send_timeout_ms: 5000,
+            max_message: DEFAULT_MAX_MESSAGE,
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
+            keepalive: Keepalive::default(),
+        })
+    }
+
+    /// The CR this configuration sends (fails if it would exceed 128 bytes).
+    pub fn connect_request(&self) -> ConnectRequest {
+        ConnectRequest {
+            calling: self.calling.clone(),
+            called: self.called.clone(),
+            tpdu_size: self.tpdu_size,
+            extra: self.extra_params.clone(),
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits { max_message: self.max_message, max_fragments: self.max_fragments }
+    }
+
+    /// Longest TPKT we accept: a whole message in one DT, but never less than a CC can need.
+    fn max_packet(&self) -> usize {
+        (self.max_message + segment_overhead()).max(256).min(tpkt::MAX_PACKET)
+    }
+}
+
+fn segment_overhead() -> usize {
+    crate::proto::segment::DT_OVERHEAD
+}
+
+/// A connected socket and what was negotiated on it.
+struct Live {
+    sock: Socket,
+    handle: i64,
+    negotiated: Negotiated,
+    limits: Limits,
+    send_timeout_ms: u32,
+    /// Set by `disconnect` (wakes sliced waits on platforms where shutdown does not).
+    stop: AtomicBool,
+    /// Why the peer ended the connection (EOF, reset, DR, ER), once it has.
+    peer_ended: Mutex<Option<String>>,
+}
+
+impl Live {
+    fn peer_ended(&self) -> Option<String> {
+        self.peer_ended.lock().clone()
+    }
+
+    fn set_peer_ended(&self, why: String) {
+        self.peer_ended.lock().get_or_insert(why);
+    }
+}
+
+#[derive(Default)]
+struct Link {
+    live: Option<Arc<Live>>,
+    connecting: bool,
+    /// Why the last connection was closed by us (protocol error, limit), for later state errors.
+    ended: Option<String>,
+}
+
+struct Rx {
+    framer: Framer,
+    reasm: Reassembler,
+}
+
+/// Progress of the receive side over what is buffered.
+enum Step {
+    /// A whole message is ready: in the reassembler, or as the single DT at the framer's head.
+    Ready,
+    NeedBytes,
+    /// The peer sent DR or ER.
+    PeerEnded(String),
+}
+
+/// What one read from the socket brought.
+enum Fill {
+    Data,
+    Eof,
+    Reset(io::Error),
+}
+
+pub struct Connection {
+    config: Mutex<Config>,
+    link: Mutex<Link>,
+    rx: Mutex<Rx>,
+    tx: Mutex<()>,
+}
+
+impl Connection {
+    pub fn new(config: Config) -> Connection {
+        let rx = Rx { framer: Framer::new(config.max_packet(), READ_CHUNK), reasm: Reassembler::new(config.limits()) };
+        Connection { config: Mutex::new(config), link: Mutex::new(Link::default()), rx: Mutex::new(rx), tx: Mutex::new(()) }
+    }
+
+    /// Changes the configuration; refused while connected or connecting.
+    pub fn configure<T>(&self, f: impl FnOnce(&mut Config) -> Result<T>) -> Result<T> {
+        let link = self.link.lock();
+        if link.live.is_some() || link.connecting {
+            return Err(Error::State("settings cannot change while connected: call iso_disconnect first".into()));
+        }
+        let mut cfg = self.config.lock();
+        let mut new = cfg.clone();
+        let out = f(&mut new)?;
+        new.connect_request().encode().map_err(|e| Error::Invalid(e.to_string()))?;
+        *cfg = new;
+        Ok(out)
+    }
+
+    pub fn config(&self) -> Config {
+        self.config.lock().clone()
+    }
+
+    /// Resolves, connects TCP and completes the CR/CC exchange, all within one deadline.
+    pub fn connect(&self, timeout_ms: u32) -> Result<()> {
+        let deadline = Deadline::after_ms(timeout_ms);
+        let cfg = {
+            let mut link = self.link.lock();
+            if link.live.is_some() {
+                return Err(Error::State("already connected: call iso_disconnect first".into()));
+            }
+            if link.connecting {
+                return Err(Error::State("a connect is already in progress on this handle".into()));
+            }
+            link.connecting = true;
+            self.config.lock().clone()
+        };
+        let result = self.open(&cfg, &deadline);
+        let mut link = self.link.lock();
+        link.connecting = false;
+        let live = result?;
+        link.live = Some(Arc::new(live));
+        link.ended = None;
+        Ok(())
+    }
+
+    fn open(&self, cfg: &Config, deadline: &Deadline) -> Result<Live> {
+        let req = cfg.connect_request();
+        let cr = req.encode()?;
+        let addrs = socket::resolve(&cfg.host, cfg.port, deadline)?;
+        let sock = socket::connect_any(&addrs, deadline, &cfg.keepalive)?;
+        let never = AtomicBool::new(false);
+        let during = |what: &str| format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling, cfg.called);
+        match transmit::write_all(&sock, &mut [IoSlice::new(&cr)], deadline, &never) {
+            Ok(_) => {}
+            Err(WriteError::Deadline { .. }) => return Err(timeout_or_block(deadline, "sending the COTP CR")),
+            Err(WriteError::Io { error, .. }) if sys::is_reset(&error) => return Err(Error::Closed(during("connection reset by peer"))),
+            Err(WriteError::Io { error, .. }) => return Err(Error::io("sending the COTP CR", error)),
+        }
+        // The answer is read through the connection's own framer so that anything the peer sends
+        // right after its CC stays buffered for the first receive.
+        let mut rx = self.rx.lock();
+        rx.framer.clear();
+        rx.framer.set_max_packet(cfg.max_packet());
+        rx.reasm.clear();
+        rx.reasm.set_limits(cfg.limits());
+        let answer = loop {
+            if let Some(tpdu) = rx.framer.peek_packet()? {
+                let answer = handshake::check_answer(&req, tpdu)?;
+                rx.framer.consume();
+                break answer;
+            }
+            match fill(&sock, &mut rx.framer, deadline, &never, "waiting for the COTP CC")? {
+                Fill::Data => {}
+                Fill::Eof => return Err(Error::Closed(during("connection closed by peer"))),
+                Fill::Reset(_) => return Err(Error::Closed(during("connection reset by peer"))),
+            }
+        };
+        let negotiated = match answer {
+            ConnectAnswer::Confirmed(n) => n,
+            ConnectAnswer::Refused { reason } => {
+                return Err(Error::Rejected(format!(
+                    "COTP connection refused by peer with DR, reason 0x{reason:02X} ({})",
+                    cotp::dr_reason_text(reason)
+                )))
+            }
+            ConnectAnswer::Rejected { cause } => {
+                return Err(Error::Rejected(format!(
+                    "COTP connection request rejected by peer with ER, cause {cause} ({})",
+                    cotp::er_cause_text(cause)
+                )))
+            }
+        };
+        Ok(Live {
+            handle: sys::raw_handle(&sock),
+            sock,
+            negotiated,
+            limits: cfg.limits(),
+            send_timeout_ms: cfg.send_timeout_ms,
+            stop: AtomicBool::new(false),
+            peer_ended: Mutex::new(None),
+        })
+    }
+
+    fn live(&self) -> Result<Arc<Live>> {
+        let link = self.link.lock();
+        match (&link.live, &link.ended) {
+            (Some(l), _) => Ok(l.clone()),
+            (None, Some(why)) => Err(Error::State(format!("not connected (the connection was closed after: {why})"))),
+            (None, None) => Err(Error::State("not connected: call iso_connect first".into())),
+        }
+    }
+
+    fn is_current(&self, live: &Arc<Live>) -> bool {
+        self.link.lock().live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live))
+    }
+
+    /// Closes the connection because of `err` (protocol error, limit, broken stream); later calls
+    /// get a state error naming it.
+    fn fail(&self, live: &Arc<Live>, err: Error) -> Error {
+        let mut link = self.link.lock();
+        if link.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live)) {
+            link.live = None;
+            link.ended = Some(err.to_string());
+            let _ = live.sock.shutdown(Shutdown::Both);
+        }
+        err
+    }
+
+    fn disconnected_meanwhile() -> Error {
+        Error::State("the connection was closed by iso_disconnect while this call waited".into())
+    }
+
+    /// Sends one whole message, segmented into DTs of the negotiated size.
+    pub fn send(&self, message: &[u8]) -> Result<()> {
+        if message.is_empty() {
+            return Err(Error::Invalid("empty message: there is nothing to send".into()));
+        }
+        let live = self.live()?;
+        if message.len() > live.limits.max_message {
+            return Err(Error::TooLarge(format!(
+                "message of {} bytes is above the maximum message size of {}",
+                message.len(),
+                live.limits.max_message
+            )));
+        }
+        if let Some(why) = live.peer_ended() {
+            return Err(Error::Closed(why));
+        }
+        let _tx = self.tx.lock();
+        let deadline = Deadline::after_ms(live.send_timeout_ms);
+        match transmit::write_message(&live.sock, message, live.negotiated.tpdu_size, &deadline, &live.stop) {
+            Ok(()) => Ok(()),
+            Err(_) if !self.is_current(&live) => Err(Self::disconnected_meanwhile()),
+            Err(WriteError::Deadline { sent: 0 }) => Err(timeout_or_block(&deadline, "send")),
+            Err(WriteError::Deadline { sent }) => {
+                let err = Error::Timeout(format!(
+                    "send stopped after {sent} of the message's bytes; the connection was closed because the stream is no longer aligned"
+                ));
+                Err(self.fail(&live, err))
+            }
+            Err(WriteError::Io { error, .. }) if sys::is_reset(&error) => {
+                live.set_peer_ended(format!("connection closed by peer ({error})"));
+                Err(Error::Closed(format!("connection closed by peer ({error})")))
+            }
+            Err(WriteError::Io { error, .. }) => Err(self.fail(&live, Error::io("send", error))),
+        }
+    }
+
+    /// Receives one whole message into `buf`; returns its length.
+    pub fn recv(&self, buf: &mut [u8], deadline: &Deadline) -> Result<usize> {
+        let live = self.live()?;
+        let mut rx = self.rx.lock();
+        self.wait_message(&live, &mut rx, deadline, "receive")?;
+        deliver(&mut rx, buf)
+    }
+
+    /// True when a whole message is ready, so `recv` returns it at once.
+    pub fn poll(&self, deadline: &Deadline) -> Result<bool> {
+        let live = self.live()?;
+        let mut rx = self.rx.lock();
+        match self.wait_message(&live, &mut rx, deadline, "poll") {
+            Ok(()) => Ok(true),
+            Err(Error::Timeout(_) | Error::WouldBlock(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wait_message(&self, live: &Arc<Live>, rx: &mut Rx, deadline: &Deadline, what: &str) -> Result<()> {
+        loop {
+            match advance(rx, &live.limits) {
+                Ok(Step::Ready) => return Ok(()),
+                Ok(Step::NeedBytes) => {}
+                Ok(Step::PeerEnded(why)) => live.set_peer_ended(why),
+                Err(e) => return Err(self.fail(live, e.into())),
+            }
+            if let Some(why) = live.peer_ended() {
+                return Err(Error::Closed(why));
+            }
+            let filled = fill(&live.sock, &mut rx.framer, deadline, &live.stop, what);
+            if !self.is_current(live) {
+                return Err(Self::disconnected_meanwhile());
+            }
+            match filled {
+                Ok(Fill::Data) => {}
+                Ok(Fill::Eof) => live.set_peer_ended(closed_why(rx, "connection closed by peer".into())),
+                Ok(Fill::Reset(e)) => live.set_peer_ended(closed_why(rx, format!("connection reset by peer ({e})"))),
+                Err(e @ (Error::Timeout(_) | Error::WouldBlock(_))) => return Err(e),
+                Err(e) => return Err(self.fail(live, e)),
+            }
+        }
+    }
+
+    /// 1: the connection can carry a new request; 0: not connected, or the peer has closed or
+    /// reset it (even if messages remain buffered). Never blocks, consumes nothing.
+    pub fn is_alive(&self) -> bool {
+        let Ok(live) = self.live() else { return false };
+        if live.peer_ended().is_some() {
+            return false;
+        }
+        !sys::peer_hung_up(&live.sock).unwrap_or(true)
+    }
+
+    /// Closes the connection (if any) and wakes threads blocked on it. The handle may connect again.
+    pub fn disconnect(&self) {
+        let live = {
+            let mut link = self.link.lock();
+            link.ended = None;
+            link.live.take()
+        };
+        if let Some(live) = live {
+            live.stop.store(true, Ordering::Release);
+            let _ = live.sock.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn negotiated(&self) -> Result<Negotiated> {
+        Ok(self.live()?.negotiated.clone())
+    }
+
+    pub fn tpdu_size(&self) -> Result<u32> {
+        Ok(self.live()?.negotiated.tpdu_size)
+    }
+
+    pub fn raw_handle(&self) -> Result<i64> {
+        Ok(self.live()?.handle)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.disconnect();
+    }
+}
+
+fn timeout_or_block(deadline: &Deadline, what: &str) -> Error {
+    if deadline.is_immediate() {
+        Error::WouldBlock(what.into())
+    } else {
+        Error::Timeout(what.into())
+    }
+}
+
+fn closed_why(rx: &Rx, base: String) -> String {
+    if rx.framer.mid_packet() {
+        format!("{base} in the middle of a TPKT packet; the partial packet was discarded")
+    } else if rx.reasm.in_progress() {
+        format!("{base} after a DT without EOT; the partial message was discarded")
+    } else {
+        base
+    }
+}
+
+/// Waits for the socket to be readable within the deadline, then reads what it has into the framer.
+fn fill(sock: &Socket, framer: &mut Framer, deadline: &Deadline, stop: &AtomicBool, what: &str) -> Result<Fill> {
+    loop {
+        match sys::wait(sock, Interest::Read, deadline, stop) {
+            Ok(true) => {}
+            Ok(false) => return Err(timeout_or_block(deadline, what)),
+            Err(e) => return Err(Error::io(what, e)),
+        }
+        let spare = framer.spare();
+        assert!(!spare.is_empty(), "framer offered no room: a whole packet was left unprocessed");
+        match (&*sock).read(spare) {
+            Ok(0) => return Ok(Fill::Eof),
+            Ok(n) => {
+                framer.commit(n);
+                return Ok(Fill::Data);
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                if deadline.passed() {
+                    return Err(timeout_or_block(deadline, what));
+                }
+            }
+            Err(e) if sys::is_reset(&e) => return Ok(Fill::Reset(e)),
+            Err(e) => return Err(Error::io(what, e)),
+        }
+    }
+}
+
+/// Processes buffered packets until a whole message is ready or more bytes are needed.
+///
+/// A message that arrives as one DT with EOT is left in the framer (no copy); fragments are
+/// copied into the reassembler.
+fn advance(rx: &mut Rx, limits: &Limits) -> Result<Step, ProtoError> {
+    let Rx { framer, reasm } = rx;
+    loop {
+        if reasm.message().is_some() {
+            return Ok(Step::Ready);
+        }
+        let Some(tpdu) = framer.peek_packet()? else { return Ok(Step::NeedBytes) };
+        match cotp::decode(tpdu)? {
+            Tpdu::Dt { eot: true, payload } if !reasm.in_progress() && !payload.is_empty() => {
+                if payload.len() > limits.max_message {
+                    return Err(ProtoError::MessageTooLarge { len: payload.len(), max: limits.max_message });
+                }
+                return Ok(Step::Ready);
+            }
+            Tpdu::Dt { eot, payload } => {
+                let _: Assembled = reasm.push(eot, payload)?;
+            }
+            Tpdu::Dr { reason, .. } => {
+                framer.consume();
+                return Ok(Step::PeerEnded(format!(
+                    "peer ended the connection with DR, reason 0x{reason:02X} ({})",
+                    cotp::dr_reason_text(reason)
+                )));
+            }
+            Tpdu::Er { cause, .. } => {
+                framer.consume();
+                return Ok(Step::PeerEnded(format!(
+                    "peer ended the connection with ER, cause {cause} ({})",
+                    cotp::er_cause_text(cause)
+                )));
+            }
+            Tpdu::Cr(_) => return Err(ProtoError::UnexpectedInTransfer("CR")),
+            Tpdu::Cc(_) => return Err(ProtoError::UnexpectedInTransfer("CC")),
+        }
+        framer.consume();
+    }
+}
+
+/// Copies the ready message into `buf`. Too small: the message stays queued.
+fn deliver(rx: &mut Rx, buf: &mut [u8]) -> Result<usize> {
+    if let Some(msg) = rx.reasm.message() {
+        let n = copy_out(msg, buf)?;
+        rx.reasm.take();
+        return Ok(n);
+    }
+    let tpdu = rx.framer.peek_packet()?.expect("deliver is called only when a message is ready");
+    let n = copy_out(&tpdu[3..], buf)?;
+    rx.framer.consume();
+    Ok(n)
+}
+
+fn copy_out(msg: &[u8], buf: &mut [u8]) -> Result<usize> {
+    if msg.len() > buf.len() {
+        return Err(Error::BufferTooSmall { needed: msg.len(), cap: buf.len() });
+    }
+    buf[..msg.len()].copy_from_slice(msg);
+    Ok(msg.len())
+}

@@ -1,0 +1,43 @@
+//! One deadline per operation: every wait inside a call takes what is left of it, so a call that
+//! makes several system calls still ends on time.
+
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    at: Instant,
+    /// Timeout 0: do not wait at all ("would block" rather than "timed out").
+    immediate: bool,
+}
+
+impl Deadline {
+    pub fn after_ms(timeout_ms: u32) -> Self {
+        Deadline { at: Instant::now() + Duration::from_millis(timeout_ms as u64), immediate: timeout_ms == 0 }
+    }
+
+    pub fn after(d: Duration) -> Self {
+        Deadline { at: Instant::now() + d, immediate: d.is_zero() }
+    }
+
+    /// The earlier of two deadlines.
+    pub fn min(self, other: Deadline) -> Deadline {
+        if other.at < self.at {
+            other
+        } else {
+            self
+        }
+    }
+
+    pub fn is_immediate(&self) -> bool {
+        self.immediate
+    }
+
+    /// Time left; zero once passed.
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+}

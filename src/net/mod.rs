@@ -1,0 +1,11 @@
+//! Sockets and time: connecting within a deadline, the connection state machine.
+
+pub mod connection;
+pub mod deadline;
+pub mod socket;
+pub mod sys;
+mod transmit;
+
+pub use connection::{Config, Connection};
+pub use deadline::Deadline;
+pub use socket::Keepalive;

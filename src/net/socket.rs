@@ -1,0 +1,150 @@
+//! Resolving a host and opening a TCP connection to one of its addresses within a deadline.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
+
+use super::deadline::Deadline;
+use super::sys::{self, Interest};
+use crate::error::{Error, Result};
+
+/// TCP keep-alive settings (defaults: idle 60 s, interval 10 s, 3 probes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    pub enabled: bool,
+    pub idle_s: u32,
+    pub interval_s: u32,
+    pub count: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive { enabled: true, idle_s: 60, interval_s: 10, count: 3 }
+    }
+}
+
+/// Checks a host string without touching the network: a name, an IPv4 literal, or an IPv6
+/// literal with or without brackets.
+pub fn validate_host(host: &str) -> Result<()> {
+    let h = strip_brackets(host);
+    if h.is_empty() || h.len() > 253 {
+        return Err(Error::Invalid(format!("host {host:?} must be 1 to 253 characters")));
+    }
+    if h.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let ok = h.split('.').all(|label| {
+        !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    if !ok {
+        return Err(Error::Invalid(format!("host {host:?} is neither an IP address nor a host name")));
+    }
+    Ok(())
+}
+
+fn strip_brackets(host: &str) -> &str {
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+}
+
+/// Resolves `host` within the deadline. Literals need no resolver; names are resolved on a helper
+/// thread, because the system resolver cannot be interrupted: if it outlasts the deadline the
+/// call still returns on time and the thread finishes on its own.
+pub fn resolve(host: &str, port: u16, deadline: &Deadline) -> Result<Vec<SocketAddr>> {
+    let h = strip_brackets(host);
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = mpsc::sync_channel(1);
+    let name = h.to_owned();
+    std::thread::Builder::new()
+        .name("isotcp-resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+        })
+        .map_err(|e| Error::io("starting the resolver thread", e))?;
+    match rx.recv_timeout(deadline.remaining()) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(Error::Resolve { host: host.into(), detail: "no addresses".into() }),
+        Ok(Err(e)) => Err(Error::Resolve { host: host.into(), detail: e.to_string() }),
+        Err(_) => Err(timeout_or_block(deadline, format!("resolving {host:?}"))),
+    }
+}
+
+fn timeout_or_block(deadline: &Deadline, what: String) -> Error {
+    if deadline.is_immediate() {
+        Error::WouldBlock(what)
+    } else {
+        Error::Timeout(what)
+    }
+}
+
+/// Connects to the first address that answers, trying each in turn within the one deadline.
+/// Each address but the last gets an equal share of the time left, so one black-holed address
+/// cannot use up the whole deadline.
+pub fn connect_any(addrs: &[SocketAddr], deadline: &Deadline, keepalive: &Keepalive) -> Result<Socket> {
+    let mut last_err = None;
+    for (i, addr) in addrs.iter().enumerate() {
+        let left = addrs.len() - i;
+        let share = Deadline::after(deadline.remaining() / left as u32).min(*deadline);
+        let this = if left == 1 { *deadline } else { share };
+        match connect_one(addr, &this, keepalive) {
+            Ok(s) => return Ok(s),
+            Err(e) => last_err = Some(e),
+        }
+        if deadline.passed() {
+            break;
+        }
+    }
+    Err(last_err.unwrap_or_else(|| timeout_or_block(deadline, "TCP connect".into())))
+}
+
+fn connect_one(addr: &SocketAddr, deadline: &Deadline, keepalive: &Keepalive) -> Result<Socket> {
+    let io = |what: &str, e: io::Error| Error::io(format!("{what} ({addr})"), e);
+    let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(|e| io("socket", e))?;
+    sys::prepare(&sock).map_err(|e| io("socket options", e))?;
+    sock.set_tcp_nodelay(true).map_err(|e| io("TCP_NODELAY", e))?;
+    set_keepalive(&sock, keepalive).map_err(|e| io("keep-alive", e))?;
+    match sock.connect(&SockAddr::from(*addr)) {
+        Ok(()) => return Ok(sock),
+        Err(e) if in_progress(&e) => {}
+        Err(e) => return Err(connect_error(addr, e)),
+    }
+    if !sys::wait(&sock, Interest::Write, deadline, &std::sync::atomic::AtomicBool::new(false)).map_err(|e| io("waiting for TCP connect", e))? {
+        return Err(timeout_or_block(deadline, format!("TCP connect to {addr}")));
+    }
+    match sock.take_error() {
+        Ok(None) => Ok(sock),
+        Ok(Some(e)) | Err(e) => Err(connect_error(addr, e)),
+    }
+}
+
+fn in_progress(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::EINPROGRESS) {
+        return true;
+    }
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn connect_error(addr: &SocketAddr, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        Error::Refused { addr: addr.to_string() }
+    } else {
+        Error::io(format!("TCP connect to {addr}"), e)
+    }
+}
+
+pub fn set_keepalive(sock: &Socket, k: &Keepalive) -> io::Result<()> {
+    if !k.enabled {
+        return sock.set_keepalive(false);
+    }
+    let params = TcpKeepalive::new()
+        .with_time(Duration::from_secs(k.idle_s as u64))
+        .with_interval(Duration::from_secs(k.interval_s as u64));
+    #[cfg(not(windows))]
+    let params = params.with_retries(k.count);
+    sock.set_tcp_keepalive(&params)
+}

@@ -1,0 +1,174 @@
+//! Platform differences, and only those: readiness waits, vectored sends without SIGPIPE,
+//! hang-up detection, the raw handle. Everything above this file is the same on every platform.
+
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use socket2::Socket;
+
+use super::deadline::Deadline;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    Write,
+}
+
+/// On Windows a blocked wait is not woken by `shutdown` from another thread; waits there run in
+/// slices so a local disconnect is noticed promptly. On Unix `shutdown` wakes `poll` at once.
+#[cfg(windows)]
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+#[cfg(not(windows))]
+const WAIT_SLICE: Duration = Duration::from_secs(3600);
+
+/// Waits until the socket is ready for `interest`, `stop` is set, or the deadline passes.
+/// Returns Ok(true) when ready or stopped (an error or hang-up also counts as ready: the next
+/// call on the socket says which), Ok(false) when the deadline passed first.
+pub fn wait(sock: &Socket, interest: Interest, deadline: &Deadline, stop: &AtomicBool) -> io::Result<bool> {
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let left = deadline.remaining().min(WAIT_SLICE);
+        match poll_one(sock, interest, left) {
+            Ok(true) => return Ok(true),
+            Ok(false) | Err(_) if deadline.passed() => return Ok(false),
+            Ok(false) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends as much of `bufs` as the socket takes now, without raising SIGPIPE.
+pub fn send_vectored(sock: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+    let flags = libc::MSG_NOSIGNAL;
+    // macOS/iOS: SO_NOSIGPIPE is set when the socket is created. Windows has no SIGPIPE.
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd")))]
+    let flags = 0;
+    loop {
+        match sock.send_vectored_with_flags(bufs, flags) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Options every socket gets at creation, beyond what socket2 sets (close-on-exec).
+pub fn prepare(sock: &Socket) -> io::Result<()> {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    sock.set_nosigpipe(true)?;
+    sock.set_nonblocking(true)
+}
+
+/// The raw handle as a signed 64-bit value: an fd on Unix, a SOCKET on Windows.
+pub fn raw_handle(sock: &Socket) -> i64 {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        sock.as_raw_fd() as i64
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawSocket;
+        sock.as_raw_socket() as i64
+    }
+}
+
+#[cfg(unix)]
+fn poll_one(sock: &Socket, interest: Interest, timeout: Duration) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let events = match interest {
+        Interest::Read => libc::POLLIN,
+        Interest::Write => libc::POLLOUT,
+    };
+    let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events, revents: 0 };
+    // Round up so a wait never ends just before the deadline and spins.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid pollfd, count 1.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n > 0)
+}
+
+/// True when the peer has closed or reset the connection, judged without consuming any data.
+#[cfg(unix)]
+pub fn peer_hung_up(sock: &Socket) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let rdhup = libc::POLLRDHUP;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let rdhup = 0;
+    let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN | rdhup, revents: 0 };
+    // SAFETY: one valid pollfd, count 1, no wait.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pfd.revents & (libc::POLLHUP | libc::POLLERR | rdhup) != 0 {
+        return Ok(true);
+    }
+    if rdhup == 0 && pfd.revents & libc::POLLIN != 0 {
+        return peek_eof(sock);
+    }
+    Ok(false)
+}
+
+#[cfg(windows)]
+fn poll_one(sock: &Socket, interest: Interest, timeout: Duration) -> io::Result<bool> {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{WSAPoll, POLLRDNORM, POLLWRNORM, SOCKET_ERROR, WSAPOLLFD};
+    let events = match interest {
+        Interest::Read => POLLRDNORM,
+        Interest::Write => POLLWRNORM,
+    };
+    let mut pfd = WSAPOLLFD { fd: sock.as_raw_socket() as usize, events, revents: 0 };
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    // SAFETY: one valid WSAPOLLFD, count 1.
+    let n = unsafe { WSAPoll(&mut pfd, 1, ms) };
+    if n == SOCKET_ERROR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n > 0)
+}
+
+#[cfg(windows)]
+pub fn peer_hung_up(sock: &Socket) -> io::Result<bool> {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{WSAPoll, POLLERR, POLLHUP, POLLRDNORM, SOCKET_ERROR, WSAPOLLFD};
+    let mut pfd = WSAPOLLFD { fd: sock.as_raw_socket() as usize, events: POLLRDNORM, revents: 0 };
+    // SAFETY: one valid WSAPOLLFD, count 1, no wait.
+    let n = unsafe { WSAPoll(&mut pfd, 1, 0) };
+    if n == SOCKET_ERROR {
+        return Err(io::Error::last_os_error());
+    }
+    if pfd.revents & (POLLHUP | POLLERR) != 0 {
+        return Ok(true);
+    }
+    if pfd.revents & POLLRDNORM != 0 {
+        return peek_eof(sock);
+    }
+    Ok(false)
+}
+
+/// Readable: a zero-byte peek means the peer sent FIN (data pending hides a later FIN).
+fn peek_eof(sock: &Socket) -> io::Result<bool> {
+    let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match sock.peek(&mut b) {
+        Ok(0) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) if is_reset(&e) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Errors that mean the peer is gone rather than that something is wrong here.
+pub fn is_reset(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | UnexpectedEof)
+}
