@@ -111,6 +111,23 @@
  */
 typedef struct iso_conn iso_conn;
 
+/**
+ * A listening endpoint (opaque). Create with `iso_listen`, free with `iso_listener_destroy`.
+ */
+typedef struct iso_listener iso_listener;
+
+/**
+ * Decides on a valid CR: `calling`/`called` are the CR's TSAPs (length 0 when absent; valid
+ * only during the call). Return 0 to accept, or 1..255 to refuse with that DR reason (e.g. 0x03
+ * "address unknown", 0x81 "congestion"); any other value refuses with 0x03. Runs on the thread
+ * calling `iso_accept`; must not call functions of the same listener.
+ */
+typedef int32_t (*iso_cr_filter)(void *user,
+                                 const uint8_t *calling,
+                                 size_t calling_len,
+                                 const uint8_t *called,
+                                 size_t called_len);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -378,6 +395,116 @@ ISO_API int32_t iso_thread_last_error(char *buf, size_t cap, size_t *out_needed)
  * Errors: ISO_E_INVALID (NULL or out of range). Thread-safe.
  */
 ISO_API int32_t iso_s7_tsap(uint8_t conn_type, uint8_t rack, uint8_t slot, uint16_t *out);
+
+/**
+ * Listens on `bind_host` and `port`. `bind_host` NULL, "" or "::" listens on every IPv6 and
+ * IPv4 address; "0.0.0.0" on every IPv4 address; "127.0.0.1", "::1" or a host name on that
+ * address. Port 0 picks a free port (see `iso_listener_port`).
+ * Defaults: grants TPDU sizes up to 8192, a client has 5000 ms to send its CR, 64 handshakes
+ * pending at most, any called TSAP accepted; accepted connections get the defaults of
+ * `iso_create` (maximum message 65536, send timeout 5000 ms, keep-alive).
+ * On error `*out` is NULL and `iso_thread_last_error` has the message.
+ * Errors: ISO_E_INVALID (NULL out, bad host), ISO_E_RESOLVE, ISO_E_IO (e.g. port in use).
+ * Thread-safe.
+ */
+ISO_API int32_t iso_listen(const char *bind_host, uint16_t port, iso_listener **out);
+
+/**
+ * Stops listening and frees the listener. Connections it accepted stay open (each is destroyed
+ * on its own); handshakes still pending are closed. NULL is a no-op.
+ */
+ISO_API void iso_listener_destroy(iso_listener *l);
+
+/**
+ * Writes the port listened on to `*out`. Errors: ISO_E_INVALID (NULL). Thread-safe.
+ */
+ISO_API int32_t iso_listener_port(const iso_listener *l, uint16_t *out);
+
+/**
+ * Waits up to `timeout_ms` for a client with a valid, accepted CR; answers it with a CC
+ * (DST-REF = its SRC-REF, TPDU = min(requested, maximum), 128 when the CR had none, both TSAPs
+ * echoed) and writes the new connection to `*out`, which works like a connected `iso_conn`
+ * (except that it cannot `iso_connect`; destroy it with `iso_destroy`).
+ * Clients run their handshakes side by side: a slow or silent one delays nobody and is closed
+ * after the CR timeout. An invalid or filtered CR is answered with DR and closed, counted in
+ * `iso_listener_refused_count` and described by `iso_listener_last_error`; the wait goes on.
+ * Timeout 0 never blocks: ISO_E_WOULD_BLOCK when no client is ready.
+ * Errors: ISO_E_INVALID (NULL), ISO_E_TIMEOUT, ISO_E_WOULD_BLOCK, ISO_E_IO. `*out` is written
+ * only on success.
+ * Thread rules: concurrent calls on one listener are serialised.
+ */
+ISO_API int32_t iso_accept(iso_listener *l, uint32_t timeout_ms, iso_conn **out);
+
+/**
+ * Writes a descriptor for event loops to `*out`: it becomes readable when `iso_accept(l, 0, ...)`
+ * may have work (a new client, or data from a client still in its handshake). On Linux it is an
+ * epoll descriptor covering the listening socket and pending handshakes; elsewhere it is the
+ * listening socket, and a loop should also call `iso_accept(l, 0, ...)` when
+ * `iso_listener_next_timeout` expires. Do not read, close or modify it.
+ * Errors: ISO_E_INVALID (NULL). Thread-safe.
+ */
+ISO_API int32_t iso_listener_get_fd(const iso_listener *l, int64_t *out);
+
+/**
+ * Writes to `*out` the milliseconds until the earliest pending handshake times out (the latest
+ * an event loop should call `iso_accept(l, 0, ...)`), or UINT32_MAX when none is pending.
+ * Errors: ISO_E_INVALID (NULL). Thread-safe.
+ */
+ISO_API int32_t iso_listener_next_timeout(const iso_listener *l, uint32_t *out);
+
+/**
+ * Sets the largest TPDU size granted: 128, 256, ..., 8192 (default 8192).
+ * Errors: ISO_E_INVALID (another value or NULL). Thread-safe.
+ */
+ISO_API int32_t iso_listener_set_max_tpdu(iso_listener *l, uint32_t size);
+
+/**
+ * Sets how long a client has to send its CR after connecting (1..3600000 ms, default 5000).
+ * Errors: ISO_E_INVALID. Thread-safe.
+ */
+ISO_API int32_t iso_listener_set_cr_timeout(iso_listener *l, uint32_t timeout_ms);
+
+/**
+ * Sets the most handshakes waiting for their CR at once (1..65536, default 64); beyond it the
+ * oldest is closed. Errors: ISO_E_INVALID. Thread-safe.
+ */
+ISO_API int32_t iso_listener_set_max_pending(iso_listener *l, uint32_t count);
+
+/**
+ * Sets the maximum message size of connections accepted from now on (128..16777216).
+ * Errors: ISO_E_INVALID. Thread-safe.
+ */
+ISO_API int32_t iso_listener_set_max_message(iso_listener *l, uint32_t bytes);
+
+/**
+ * Adds a called TSAP (1..32 bytes, copied) to the ones served. While the list is empty every
+ * TSAP is accepted; once it has entries, a CR calling another TSAP is refused with DR reason
+ * 0x03 (address unknown). Errors: ISO_E_INVALID. Thread-safe.
+ */
+ISO_API int32_t iso_listener_allow_tsap(iso_listener *l, const uint8_t *tsap, size_t len);
+
+/**
+ * Installs (or with NULL `filter`, removes) a function deciding on each valid CR, after the
+ * TSAP list. `user` is passed back unchanged and must stay valid while installed.
+ * Errors: ISO_E_INVALID (NULL listener). Thread-safe.
+ */
+ISO_API int32_t iso_listener_set_filter(iso_listener *l, iso_cr_filter filter, void *user);
+
+/**
+ * Writes the number of handshakes refused or dropped (bad CR, filter, CR timeout, overflow) to
+ * `*out`. Errors: ISO_E_INVALID. Thread-safe.
+ */
+ISO_API int32_t iso_listener_refused_count(const iso_listener *l, uint64_t *out);
+
+/**
+ * The listener's last error or refusal (e.g. "127.0.0.1:40112: CR refused with DR reason 0x84
+ * (mismatched references): CR DST-REF is 0x0005, must be 0"), copied as by `iso_last_error`.
+ */
+ISO_API
+int32_t iso_listener_last_error(const iso_listener *l,
+                                char *buf,
+                                size_t cap,
+                                size_t *out_needed);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -32,7 +32,7 @@ impl HandleState {
         }
     }
 
-    fn record(&self, msg: &str) {
+    pub(crate) fn record(&self, msg: &str) {
         let mut e = self.last_error.lock();
         e.clear();
         e.push_str(msg);

@@ -10,7 +10,7 @@ use std::ffi::{c_char, CStr};
 
 use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
-use super::text::{bytes, copy_c_string};
+use super::text::{bytes, last_error_out};
 use crate::error::Error;
 use crate::net::connection::{MAX_MAX_MESSAGE, MIN_MAX_MESSAGE};
 use crate::net::{Config, Connection, Deadline, Keepalive};
@@ -465,13 +465,6 @@ pub unsafe extern "C" fn iso_thread_last_error(buf: *mut c_char, cap: usize, out
     last_error_out(&super::boundary::thread_last_error(), buf, cap, out_needed)
 }
 
-unsafe fn last_error_out(text: &str, buf: *mut c_char, cap: usize, out_needed: *mut usize) -> i32 {
-    if copy_c_string(text, buf.cast(), cap, out_needed) {
-        ISO_OK
-    } else {
-        super::codes::ISO_E_BUFFER_TOO_SMALL
-    }
-}
 
 /// The S7 remote TSAP for a connection type (1 PG, 2 OP, 3..0x10 S7 basic), rack (0..7) and slot
 /// (0..31): (conn_type << 8) | rack << 5 | slot, written to `*out`.

@@ -4,4 +4,5 @@
 pub mod boundary;
 pub mod codes;
 pub mod conn;
+pub mod listener;
 mod text;

@@ -30,3 +30,16 @@ pub unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
         std::slice::from_raw_parts(ptr, len)
     }
 }
+
+/// The common tail of the last-error functions: ISO_OK when the text fitted, else
+/// ISO_E_BUFFER_TOO_SMALL (with the text truncated and NUL-terminated).
+///
+/// # Safety
+/// As [`copy_c_string`].
+pub unsafe fn last_error_out(text: &str, buf: *mut std::ffi::c_char, cap: usize, out_needed: *mut usize) -> i32 {
+    if copy_c_string(text, buf.cast(), cap, out_needed) {
+        super::codes::ISO_OK
+    } else {
+        super::codes::ISO_E_BUFFER_TOO_SMALL
+    }
+}

@@ -86,12 +86,12 @@ impl Config {
     }
 
     /// Longest TPKT we accept: a whole message in one DT, but never less than a CC can need.
-    fn max_packet(&self) -> usize {
+    pub(crate) fn max_packet(&self) -> usize {
         (self.max_message + segment_overhead()).max(256).min(tpkt::MAX_PACKET)
     }
 }
 
-fn segment_overhead() -> usize {
+pub(crate) fn segment_overhead() -> usize {
     crate::proto::segment::DT_OVERHEAD
 }
 
@@ -152,12 +152,34 @@ pub struct Connection {
     link: Mutex<Link>,
     rx: Mutex<Rx>,
     tx: Mutex<()>,
+    /// Accepted by a listener: it cannot connect again.
+    passive: bool,
 }
 
 impl Connection {
     pub fn new(config: Config) -> Connection {
         let rx = Rx { framer: Framer::new(config.max_packet(), READ_CHUNK), reasm: Reassembler::new(config.limits()) };
-        Connection { config: Mutex::new(config), link: Mutex::new(Link::default()), rx: Mutex::new(rx), tx: Mutex::new(()) }
+        Connection { config: Mutex::new(config), link: Mutex::new(Link::default()), rx: Mutex::new(rx), tx: Mutex::new(()), passive: false }
+    }
+
+    /// A connection whose CR a listener accepted and confirmed. `framer` holds whatever the
+    /// client sent after its CR; it becomes the first bytes received.
+    pub(crate) fn accepted(config: Config, sock: Socket, negotiated: Negotiated, mut framer: Framer) -> Connection {
+        framer.set_max_packet(config.max_packet());
+        let live = Live {
+            handle: sys::raw_handle(&sock),
+            sock,
+            negotiated,
+            limits: config.limits(),
+            send_timeout_ms: config.send_timeout_ms,
+            stop: AtomicBool::new(false),
+            peer_ended: Mutex::new(None),
+        };
+        let mut conn = Connection::new(config);
+        conn.rx.get_mut().framer = framer;
+        conn.link.get_mut().live = Some(Arc::new(live));
+        conn.passive = true;
+        conn
     }
 
     /// Changes the configuration; refused while connected or connecting.
@@ -181,6 +203,9 @@ impl Connection {
     /// Resolves, connects TCP and completes the CR/CC exchange, all within one deadline.
     pub fn connect(&self, timeout_ms: u32) -> Result<()> {
         let deadline = Deadline::after_ms(timeout_ms);
+        if self.passive {
+            return Err(Error::State("an accepted connection cannot connect: accept a new one".into()));
+        }
         let cfg = {
             let mut link = self.link.lock();
             if link.live.is_some() {

@@ -2,10 +2,12 @@
 
 pub mod connection;
 pub mod deadline;
+pub mod listener;
 pub mod socket;
 pub mod sys;
 mod transmit;
 
 pub use connection::{Config, Connection};
 pub use deadline::Deadline;
+pub use listener::{Listener, ListenerConfig};
 pub use socket::Keepalive;

@@ -172,3 +172,92 @@ pub fn is_reset(e: &io::Error) -> bool {
     use io::ErrorKind::*;
     matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | UnexpectedEof)
 }
+
+/// Waits until any of `socks` is readable (or errored) or `timeout` passes.
+pub fn wait_any_readable(socks: &[&Socket], timeout: Duration) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let mut fds: Vec<libc::pollfd> =
+            socks.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawSocket;
+        use windows_sys::Win32::Networking::WinSock::{WSAPoll, POLLRDNORM, SOCKET_ERROR, WSAPOLLFD};
+        let mut fds: Vec<WSAPOLLFD> =
+            socks.iter().map(|s| WSAPOLLFD { fd: s.as_raw_socket() as usize, events: POLLRDNORM, revents: 0 }).collect();
+        let ms = timeout.min(WAIT_SLICE).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid array of `fds.len()` WSAPOLLFDs.
+        if unsafe { WSAPoll(fds.as_mut_ptr(), fds.len() as u32, ms) } == SOCKET_ERROR {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// One descriptor that becomes readable when any watched socket does, so an event loop can wait
+/// on a listener and all its unfinished handshakes at once. Linux: an epoll instance. Elsewhere
+/// there is no such descriptor; `fd()` returns None and the listener's own socket is used.
+pub struct ReadyWatch {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    epoll: std::os::fd::OwnedFd,
+}
+
+impl ReadyWatch {
+    pub fn new() -> io::Result<Self> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use std::os::fd::FromRawFd;
+            // SAFETY: plain system call; the result is checked before use.
+            let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+            Ok(ReadyWatch { epoll: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) } })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Ok(ReadyWatch {})
+    }
+
+    pub fn add(&self, _sock: &Socket) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        self.ctl(libc::EPOLL_CTL_ADD, _sock);
+    }
+
+    /// Must be called before the socket is closed.
+    pub fn remove(&self, _sock: &Socket) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        self.ctl(libc::EPOLL_CTL_DEL, _sock);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn ctl(&self, op: libc::c_int, sock: &Socket) {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        // SAFETY: valid epoll and socket descriptors, a valid event. Failure only means the
+        // event-loop descriptor misses this socket; iso_accept itself polls every socket.
+        unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, sock.as_raw_fd(), &mut ev) };
+    }
+
+    pub fn fd(&self) -> Option<i64> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use std::os::fd::AsRawFd;
+            Some(self.epoll.as_raw_fd() as i64)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        None
+    }
+}

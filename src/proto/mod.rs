@@ -3,6 +3,7 @@
 
 pub mod cotp;
 pub mod handshake;
+pub mod responder;
 pub mod segment;
 pub mod tpkt;
 pub mod tsap;

@@ -1,0 +1,336 @@
+//! The passive side: accept TCP, read and judge the CR, answer CC or DR.
+//!
+//! Handshakes run side by side: every accepted TCP connection waits in a bounded pending list
+//! with its own CR deadline, and `accept` serves whichever completes first. A slow or silent
+//! client therefore delays nobody, and `accept` with timeout 0 never blocks.
+
+use std::io::{self, IoSlice, Read};
+use std::net::{IpAddr, Ipv6Addr, Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::connection::{Config, Connection, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE};
+use super::deadline::Deadline;
+use super::socket::{self, Keepalive};
+use super::sys::{self, ReadyWatch};
+use super::transmit;
+use crate::error::{Error, Result};
+use crate::proto::handshake::Negotiated;
+use crate::proto::responder::{self, CrInfo, Refusal};
+use crate::proto::tpkt::{self, Framer};
+use crate::proto::tsap::Tsap;
+
+/// Decides whether to accept a valid CR: Ok, or Err(DR reason).
+pub type CrFilter = Box<dyn Fn(&CrInfo) -> std::result::Result<(), u8> + Send + Sync>;
+
+/// Settings of a listener and of the connections it accepts.
+pub struct ListenerConfig {
+    /// Largest TPDU size granted (default 8192).
+    pub max_tpdu: u32,
+    /// Time a client has to send its CR after TCP connect (default 5000 ms).
+    pub cr_timeout: Duration,
+    /// Most handshakes waiting for their CR at once (default 64); the oldest is dropped beyond.
+    pub max_pending: usize,
+    /// Called TSAPs served; empty: any.
+    pub allowed_called: Vec<Tsap>,
+    /// A further decision on each valid CR (after `allowed_called`).
+    pub filter: Option<CrFilter>,
+    /// For accepted connections.
+    pub max_message: usize,
+    pub max_fragments: u32,
+    pub send_timeout_ms: u32,
+    pub keepalive: Keepalive,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            max_tpdu: 8192,
+            cr_timeout: Duration::from_millis(5000),
+            max_pending: 64,
+            allowed_called: Vec::new(),
+            filter: None,
+            max_message: DEFAULT_MAX_MESSAGE,
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
+            send_timeout_ms: 5000,
+            keepalive: Keepalive::default(),
+        }
+    }
+}
+
+/// A TCP connection whose CR has not arrived yet.
+struct Pending {
+    sock: Socket,
+    peer: SocketAddr,
+    framer: Framer,
+    expires: Instant,
+}
+
+/// What one look at a pending handshake found.
+enum Progress {
+    Waiting,
+    /// Dropped without a CC; the text says why (a refusal also sent a DR).
+    Dropped(String),
+    /// CC sent: the connection's settings and what was negotiated.
+    Confirmed(Box<(Config, Negotiated)>),
+}
+
+pub struct Listener {
+    sock: Socket,
+    port: u16,
+    config: Mutex<ListenerConfig>,
+    pending: Mutex<Vec<Pending>>,
+    watch: ReadyWatch,
+    next_ref: AtomicU16,
+    refused: AtomicU64,
+    accepted: AtomicU64,
+    last_refusal: Mutex<String>,
+}
+
+/// Longest TPKT read before a CR: a CR is at most 128 bytes.
+const MAX_CR_PACKET: usize = tpkt::HEADER_LEN + 128;
+
+impl Listener {
+    /// Binds and listens. `bind_host` None or "" or "::" listens on every IPv6 and IPv4 address;
+    /// "0.0.0.0" on every IPv4 address; otherwise the given address or name. Port 0 picks one.
+    pub fn bind(bind_host: Option<&str>, port: u16) -> Result<Listener> {
+        let addr = match bind_host.filter(|h| !h.is_empty()) {
+            None => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            Some(h) => {
+                socket::validate_host(h)?;
+                *socket::resolve(h, port, &Deadline::after_ms(5000))?.first().expect("resolve returns addresses")
+            }
+        };
+        let io = |what: &str, e: io::Error| Error::io(format!("{what} ({addr})"), e);
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(|e| io("socket", e))?;
+        if addr.is_ipv6() && addr.ip().is_unspecified() {
+            // Dual stack where the system allows it; an IPv6-only system still works.
+            let _ = sock.set_only_v6(false);
+        }
+        #[cfg(unix)]
+        sock.set_reuse_address(true).map_err(|e| io("SO_REUSEADDR", e))?;
+        sys::prepare(&sock).map_err(|e| io("socket options", e))?;
+        sock.bind(&SockAddr::from(addr)).map_err(|e| io("bind", e))?;
+        sock.listen(128).map_err(|e| io("listen", e))?;
+        let port = sock.local_addr().ok().and_then(|a| a.as_socket()).map_or(port, |a| a.port());
+        let watch = ReadyWatch::new().map_err(|e| io("epoll", e))?;
+        watch.add(&sock);
+        Ok(Listener {
+            sock,
+            port,
+            config: Mutex::new(ListenerConfig::default()),
+            pending: Mutex::new(Vec::new()),
+            watch,
+            next_ref: AtomicU16::new(1),
+            refused: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            last_refusal: Mutex::new(String::new()),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn configure<T>(&self, f: impl FnOnce(&mut ListenerConfig) -> Result<T>) -> Result<T> {
+        f(&mut self.config.lock())
+    }
+
+    /// A descriptor for event loops: readable when `accept(0)` may have something to do.
+    pub fn raw_handle(&self) -> i64 {
+        self.watch.fd().unwrap_or_else(|| sys::raw_handle(&self.sock))
+    }
+
+    pub fn refused_count(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    pub fn accepted_count(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// The last refused or dropped handshake, in words.
+    pub fn last_refusal(&self) -> String {
+        self.last_refusal.lock().clone()
+    }
+
+    /// Time until the earliest pending handshake expires (for event loops), if any is pending.
+    pub fn next_timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.pending.lock().iter().map(|p| p.expires.saturating_duration_since(now)).min()
+    }
+
+    /// Waits up to the deadline for a client whose CR is valid and accepted, answers it with a CC
+    /// and returns the connection. Refused CRs are answered with DR, closed and counted; the wait
+    /// goes on.
+    pub fn accept(&self, deadline: &Deadline) -> Result<Connection> {
+        let mut pending = self.pending.lock();
+        loop {
+            self.take_new_connections(&mut pending)?;
+            let now = Instant::now();
+            let mut i = pending.len();
+            while i > 0 {
+                i -= 1;
+                match self.progress(&mut pending[i], now) {
+                    Progress::Waiting => {}
+                    Progress::Dropped(why) => {
+                        let p = pending.swap_remove(i);
+                        self.watch.remove(&p.sock);
+                        *self.last_refusal.lock() = format!("{}: {why}", p.peer);
+                    }
+                    Progress::Confirmed(settled) => {
+                        let p = pending.swap_remove(i);
+                        self.watch.remove(&p.sock);
+                        self.accepted.fetch_add(1, Ordering::Relaxed);
+                        let (config, negotiated) = *settled;
+                        return Ok(Connection::accepted(config, p.sock, negotiated, p.framer));
+                    }
+                }
+            }
+            if deadline.passed() || deadline.is_immediate() {
+                let what = "accept";
+                return Err(if deadline.is_immediate() { Error::WouldBlock(what.into()) } else { Error::Timeout(what.into()) });
+            }
+            let wait = pending
+                .iter()
+                .map(|p| p.expires.saturating_duration_since(now))
+                .fold(deadline.remaining(), Duration::min);
+            let mut socks: Vec<&Socket> = pending.iter().map(|p| &p.sock).collect();
+            socks.push(&self.sock);
+            sys::wait_any_readable(&socks, wait).map_err(|e| Error::io("waiting for clients", e))?;
+        }
+    }
+
+    fn take_new_connections(&self, pending: &mut Vec<Pending>) -> Result<()> {
+        let (max_pending, cr_timeout) = {
+            let c = self.config.lock();
+            (c.max_pending.max(1), c.cr_timeout)
+        };
+        loop {
+            let (sock, addr) = match self.sock.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // Out of descriptors or memory: report it, keep serving what is pending.
+                    *self.last_refusal.lock() = format!("accept failed: {e}");
+                    if pending.is_empty() {
+                        return Err(Error::io("accept", e));
+                    }
+                    return Ok(());
+                }
+            };
+            let peer = addr.as_socket().unwrap_or_else(|| SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0));
+            if sys::prepare(&sock).is_err() || sock.set_tcp_nodelay(true).is_err() {
+                continue;
+            }
+            if pending.len() >= max_pending {
+                let oldest = pending.remove(0);
+                self.watch.remove(&oldest.sock);
+                *self.last_refusal.lock() = format!("{}: dropped, more than {max_pending} handshakes pending", oldest.peer);
+                self.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            self.watch.add(&sock);
+            pending.push(Pending { sock, peer, framer: Framer::new(MAX_CR_PACKET, 256), expires: Instant::now() + cr_timeout });
+        }
+    }
+
+    /// Reads what a pending client sent; judges its CR once whole.
+    fn progress(&self, p: &mut Pending, now: Instant) -> Progress {
+        loop {
+            match p.framer.peek_packet() {
+                Ok(Some(tpdu)) => {
+                    let judged = responder::parse_cr(tpdu).and_then(|cr| self.judge(&cr).map(|()| cr));
+                    p.framer.consume();
+                    return match judged {
+                        Ok(cr) => self.confirm(p, cr),
+                        Err(refusal) => self.refuse(p, refusal),
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => return self.refuse(p, Refusal::new(responder::reason::HEADER_INVALID, 0, format!("bad first packet: {e}"))),
+            }
+            let spare = p.framer.spare();
+            match (&p.sock).read(spare) {
+                Ok(0) => return Progress::Dropped("client closed the connection before a complete CR".into()),
+                Ok(n) => p.framer.commit(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if now >= p.expires {
+                        self.refused.fetch_add(1, Ordering::Relaxed);
+                        return Progress::Dropped("no CR within the CR timeout; connection closed".into());
+                    }
+                    return Progress::Waiting;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Progress::Dropped(format!("read failed before the CR: {e}")),
+            }
+        }
+    }
+
+    fn judge(&self, cr: &CrInfo) -> std::result::Result<(), Refusal> {
+        let cfg = self.config.lock();
+        if !cfg.allowed_called.is_empty() && !cr.called.as_ref().is_some_and(|c| cfg.allowed_called.contains(c)) {
+            let called = cr.called.as_ref().map_or("none".into(), |t| t.to_string());
+            return Err(Refusal::new(responder::reason::ADDRESS_UNKNOWN, cr.src_ref, format!("called TSAP {called} is not served here")));
+        }
+        if let Some(filter) = &cfg.filter {
+            if let Err(reason) = filter(cr) {
+                return Err(Refusal::new(reason, cr.src_ref, format!("refused by the accept filter with reason 0x{reason:02X}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn our_ref(&self) -> u16 {
+        loop {
+            let r = self.next_ref.fetch_add(1, Ordering::Relaxed);
+            if r != 0 {
+                return r;
+            }
+        }
+    }
+
+    fn refuse(&self, p: &mut Pending, refusal: Refusal) -> Progress {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let dr = refusal.dr(self.our_ref());
+        // Best effort: the DR is tiny and the socket buffer empty; the client may be gone.
+        let _ = transmit::write_all(&p.sock, &mut [IoSlice::new(&dr)], &Deadline::after_ms(0), &AtomicBool::new(false));
+        let _ = p.sock.shutdown(Shutdown::Both);
+        Progress::Dropped(format!(
+            "CR refused with DR reason 0x{:02X} ({}): {}",
+            refusal.reason,
+            crate::proto::cotp::dr_reason_text(refusal.reason),
+            refusal.detail
+        ))
+    }
+
+    fn confirm(&self, p: &mut Pending, cr: CrInfo) -> Progress {
+        let cfg = self.config.lock();
+        let tpdu_size = responder::granted_tpdu(&cr, cfg.max_tpdu);
+        let our_ref = self.our_ref();
+        let cc = responder::encode_cc(&cr, our_ref, tpdu_size);
+        if let Err(e) = transmit::write_all(&p.sock, &mut [IoSlice::new(&cc)], &Deadline::after_ms(1000), &AtomicBool::new(false)) {
+            return Progress::Dropped(format!("sending the CC failed: {e:?}"));
+        }
+        if let Err(e) = socket::set_keepalive(&p.sock, &cfg.keepalive) {
+            return Progress::Dropped(format!("keep-alive: {e}"));
+        }
+        let config = Config {
+            host: p.peer.ip().to_string(),
+            port: p.peer.port(),
+            calling: cr.calling.clone().unwrap_or_else(|| Tsap::from_wire(&[])),
+            called: cr.called.clone().unwrap_or_else(|| Tsap::from_wire(&[])),
+            tpdu_size,
+            extra_params: Vec::new(),
+            send_timeout_ms: cfg.send_timeout_ms,
+            max_message: cfg.max_message,
+            max_fragments: cfg.max_fragments,
+            keepalive: cfg.keepalive,
+        };
+        let negotiated = Negotiated { tpdu_size, peer_ref: cr.src_ref, calling: cr.calling, called: cr.called, notes: Vec::new() };
+        Progress::Confirmed(Box::new((config, negotiated)))
+    }
+}
