@@ -243,13 +243,15 @@ impl Connection {
         // right after its CC stays buffered for the first receive.
         let mut rx = self.rx.lock();
         rx.framer.clear();
-        rx.framer.set_max_packet(cfg.max_packet());
+        // A CC may carry long TSAPs whatever the message limit; only the TPKT maximum bounds it.
+        rx.framer.set_max_packet(tpkt::MAX_PACKET);
         rx.reasm.clear();
         rx.reasm.set_limits(cfg.limits());
         let answer = loop {
             if let Some(tpdu) = rx.framer.peek_packet()? {
                 let answer = handshake::check_answer(&req, tpdu)?;
                 rx.framer.consume();
+                rx.framer.set_max_packet(cfg.max_packet());
                 break answer;
             }
             match fill(&sock, &mut rx.framer, deadline, &never, "waiting for the COTP CC")? {
