@@ -38,12 +38,18 @@ pub enum Error {
     #[error("buffer of {cap} bytes is too small for the {needed}-byte message")]
     BufferTooSmall { needed: usize, cap: usize },
     #[error("{context}: {source} (OS error {code})", code = source.raw_os_error().unwrap_or(0))]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

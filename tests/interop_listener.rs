@@ -17,7 +17,11 @@ fn venv(var: &str, default: &str) -> Option<PathBuf> {
     if p.exists() {
         return Some(p);
     }
-    assert!(std::env::var("ISOTCP_REQUIRE_PEERS").as_deref() != Ok("1"), "{} missing and ISOTCP_REQUIRE_PEERS=1", p.display());
+    assert!(
+        std::env::var("ISOTCP_REQUIRE_PEERS").as_deref() != Ok("1"),
+        "{} missing and ISOTCP_REQUIRE_PEERS=1",
+        p.display()
+    );
     eprintln!("SKIP: {} not found", p.display());
     None
 }
@@ -28,13 +32,27 @@ fn s7_server_binary() -> &'static Path {
     BIN.get_or_init(|| {
         let target = Path::new(ROOT).join("target");
         let lib = target.join("debug/libisotcp.a");
-        assert!(lib.exists(), "{} missing: cargo test builds it", lib.display());
+        assert!(
+            lib.exists(),
+            "{} missing: cargo test builds it",
+            lib.display()
+        );
         let out = target.join("c-tests/s7_server_interop");
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
         let status = Command::new("gcc")
-            .args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"])
-            .arg("-I").arg(Path::new(ROOT).join("include"))
-            .arg("-o").arg(&out)
+            .args([
+                "-std=c11",
+                "-D_POSIX_C_SOURCE=200809L",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-O1",
+            ])
+            .arg("-I")
+            .arg(Path::new(ROOT).join("include"))
+            .arg("-o")
+            .arg(&out)
             .arg(Path::new(ROOT).join("examples-c/s7_server.c"))
             .arg(Path::new(ROOT).join("examples-c/s7_responder.c"))
             .arg(&lib)
@@ -63,9 +81,18 @@ impl Server {
         let stdin = child.stdin.take().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let ready = lines.next().expect("READY line").unwrap();
-        let port = ready.strip_prefix("READY ").expect("READY <port>").trim().parse().unwrap();
+        let port = ready
+            .strip_prefix("READY ")
+            .expect("READY <port>")
+            .trim()
+            .parse()
+            .unwrap();
         std::thread::spawn(move || lines.for_each(drop));
-        Server { child, _stdin: stdin, port }
+        Server {
+            child,
+            _stdin: stdin,
+            port,
+        }
     }
 }
 
@@ -83,27 +110,78 @@ fn client(python: &Path, port: u16, args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .expect("client.py runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
 fn expect_hex(start: usize, len: usize) -> String {
-    (start..start + len).map(|i| format!("{:02x}", i & 0xFF)).collect()
+    (start..start + len)
+        .map(|i| format!("{:02x}", i & 0xFF))
+        .collect()
 }
 
 fn exercise(python: &Path, label: &str) {
     let srv = Server::start(&[]);
     // Connect, PDU length, read with the data checked.
-    let (ok, out) = client(python, srv.port, &["--start", "0", "--size", "4", "--expect-hex", "00010203"]);
+    let (ok, out) = client(
+        python,
+        srv.port,
+        &["--start", "0", "--size", "4", "--expect-hex", "00010203"],
+    );
     assert!(ok, "{label}: {out}");
     assert!(out.contains("PDU 480"), "{label}: negotiated PDU: {out}");
     // A larger read and a write read back.
-    let (ok, out) = client(python, srv.port, &["--start", "100", "--size", "400", "--expect-hex", &expect_hex(100, 400)]);
+    let (ok, out) = client(
+        python,
+        srv.port,
+        &[
+            "--start",
+            "100",
+            "--size",
+            "400",
+            "--expect-hex",
+            &expect_hex(100, 400),
+        ],
+    );
     assert!(ok, "{label}: {out}");
-    let (ok, out) = client(python, srv.port, &["--db", "2", "--start", "8", "--size", "4", "--write-hex", "cafe0102", "--expect-hex", "cafe0102"]);
+    let (ok, out) = client(
+        python,
+        srv.port,
+        &[
+            "--db",
+            "2",
+            "--start",
+            "8",
+            "--size",
+            "4",
+            "--write-hex",
+            "cafe0102",
+            "--expect-hex",
+            "cafe0102",
+        ],
+    );
     assert!(ok, "{label}: {out}");
     // Rack/slot other than 0/2 reach the same server (it serves any TSAP).
-    let (ok, out) = client(python, srv.port, &["--rack", "0", "--slot", "1", "--start", "0", "--size", "2", "--expect-hex", "0001"]);
+    let (ok, out) = client(
+        python,
+        srv.port,
+        &[
+            "--rack",
+            "0",
+            "--slot",
+            "1",
+            "--start",
+            "0",
+            "--size",
+            "2",
+            "--expect-hex",
+            "0001",
+        ],
+    );
     assert!(ok, "{label}: {out}");
 }
 
@@ -124,11 +202,30 @@ fn native_snap7_client_works_with_our_listener() {
 
 #[test]
 fn tsap_filter_refuses_clients_asking_for_another_slot() {
-    let Some(py) = venv("ISOTCP_VENV_PY3", "/opt/venv-snap7-3/bin/python") else { return };
+    let Some(py) = venv("ISOTCP_VENV_PY3", "/opt/venv-snap7-3/bin/python") else {
+        return;
+    };
     // Only rack 0, slot 2 (TSAP 0x0102) is served.
     let srv = Server::start(&["--allow-tsap", "0102"]);
-    let (ok, out) = client(&py, srv.port, &["--rack", "0", "--slot", "2", "--size", "2", "--expect-hex", "0001"]);
+    let (ok, out) = client(
+        &py,
+        srv.port,
+        &[
+            "--rack",
+            "0",
+            "--slot",
+            "2",
+            "--size",
+            "2",
+            "--expect-hex",
+            "0001",
+        ],
+    );
     assert!(ok, "{out}");
-    let (ok, out) = client(&py, srv.port, &["--rack", "0", "--slot", "3", "--size", "2"]);
+    let (ok, out) = client(
+        &py,
+        srv.port,
+        &["--rack", "0", "--slot", "3", "--size", "2"],
+    );
     assert!(!ok, "slot 3 must be refused: {out}");
 }

@@ -29,7 +29,10 @@ unsafe impl Send for C {}
 
 fn listen() -> (L, u16) {
     let mut l = null_mut();
-    assert_eq!(unsafe { iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l) },
+        ISO_OK
+    );
     let mut port = 0;
     assert_eq!(unsafe { iso_listener_port(l, &mut port) }, ISO_OK);
     assert_ne!(port, 0);
@@ -38,7 +41,10 @@ fn listen() -> (L, u16) {
 
 fn client(port: u16) -> C {
     let mut c = null_mut();
-    assert_eq!(unsafe { iso_create(c"127.0.0.1".as_ptr(), port, &mut c) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_create(c"127.0.0.1".as_ptr(), port, &mut c) },
+        ISO_OK
+    );
     C(c)
 }
 
@@ -64,11 +70,14 @@ fn our_client_and_listener_exchange_segmented_messages_both_ways() {
     let cl = client(port);
     unsafe {
         assert_eq!(iso_set_tpdu_size(cl.0, 256), ISO_OK);
-        assert_eq!(iso_set_tsap_bytes(cl.0, [6u8, 0].as_ptr(), 2, b"SIMATIC-ROOT-HMI".as_ptr(), 16), ISO_OK);
+        assert_eq!(
+            iso_set_tsap_bytes(cl.0, [6u8, 0].as_ptr(), 2, b"SIMATIC-ROOT-HMI".as_ptr(), 16),
+            ISO_OK
+        );
     }
     let cl_ptr = cl;
     let t = std::thread::spawn(move || {
-        assert_eq!(iso_connect(cl_ptr.0, 2000), ISO_OK);
+        assert_eq!(unsafe { iso_connect(cl_ptr.0, 2000) }, ISO_OK);
         cl_ptr
     });
     let mut srv = null_mut();
@@ -80,11 +89,21 @@ fn our_client_and_listener_exchange_segmented_messages_both_ways() {
     assert_eq!(size, 256);
     let mut tsap = [0u8; 32];
     let mut n = 0;
-    assert_eq!(unsafe { iso_get_remote_tsap(srv.0, tsap.as_mut_ptr(), 32, &mut n) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_get_remote_tsap(srv.0, tsap.as_mut_ptr(), 32, &mut n) },
+        ISO_OK
+    );
     assert_eq!(&tsap[..n], b"SIMATIC-ROOT-HMI");
-    assert_eq!(unsafe { iso_get_calling_tsap(srv.0, tsap.as_mut_ptr(), 32, &mut n) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_get_calling_tsap(srv.0, tsap.as_mut_ptr(), 32, &mut n) },
+        ISO_OK
+    );
     assert_eq!(&tsap[..n], &[6, 0]);
-    assert_eq!(unsafe { iso_connect(srv.0, 100) }, ISO_E_STATE, "an accepted connection cannot connect");
+    assert_eq!(
+        unsafe { iso_connect(srv.0, 100) },
+        ISO_E_STATE,
+        "an accepted connection cannot connect"
+    );
 
     for len in [1usize, 253, 254, 1000, 65536] {
         let msg: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
@@ -110,7 +129,9 @@ fn raw_exchange(port: u16, send: &[u8]) -> Vec<u8> {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect()
 }
 
 #[test]
@@ -118,7 +139,10 @@ fn default_cr_gets_the_22_byte_cc() {
     let (l, port) = listen();
     let t = std::thread::spawn(move || {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(&hex("03 00 00 16 11 E0 00 00 00 07 00 C1 02 01 00 C2 02 01 02 C0 01 0A")).unwrap();
+        s.write_all(&hex(
+            "03 00 00 16 11 E0 00 00 00 07 00 C1 02 01 00 C2 02 01 02 C0 01 0A",
+        ))
+        .unwrap();
         let mut cc = [0u8; 22];
         s.read_exact(&mut cc).unwrap();
         cc
@@ -137,10 +161,22 @@ fn default_cr_gets_the_22_byte_cc() {
 fn bad_crs_are_refused_with_dr_and_reported() {
     let (l, port) = listen();
     let cases: [(&str, u8, &str); 4] = [
-        ("03 00 00 16 11 E0 00 05 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A", 0x84, "DST-REF"),
+        (
+            "03 00 00 16 11 E0 00 05 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A",
+            0x84,
+            "DST-REF",
+        ),
         ("03 00 00 0B 20 E0 00 00 00 01 00", 0x8A, "length indicator"),
-        ("03 00 00 0F 0A E0 00 00 00 09 00 C1 05 01 00", 0x8A, "runs past the header"),
-        ("03 00 00 0E 09 E0 00 00 00 01 00 C0 01 20", 0x8A, "TPDU-size code"),
+        (
+            "03 00 00 0F 0A E0 00 00 00 09 00 C1 05 01 00",
+            0x8A,
+            "runs past the header",
+        ),
+        (
+            "03 00 00 0E 09 E0 00 00 00 01 00 C0 01 20",
+            0x8A,
+            "TPDU-size code",
+        ),
     ];
     for (i, (cr, reason, words)) in cases.iter().enumerate() {
         let cr = hex(cr);
@@ -155,7 +191,10 @@ fn bad_crs_are_refused_with_dr_and_reported() {
         unsafe { iso_listener_refused_count(l.0, &mut count) };
         assert_eq!(count, i as u64 + 1);
         let msg = listener_error(&l);
-        assert!(msg.contains(words) && msg.contains(&format!("0x{reason:02X}")), "case {i}: {msg}");
+        assert!(
+            msg.contains(words) && msg.contains(&format!("0x{reason:02X}")),
+            "case {i}: {msg}"
+        );
     }
 }
 
@@ -167,13 +206,17 @@ fn a_silent_client_does_not_delay_others() {
     let cl = client(port);
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(iso_connect(cl.0, 2000), ISO_OK);
+        assert_eq!(unsafe { iso_connect(cl.0, 2000) }, ISO_OK);
         cl
     });
     let start = Instant::now();
     let mut srv = null_mut();
     assert_eq!(unsafe { iso_accept(l.0, 3000, &mut srv) }, ISO_OK);
-    assert!(start.elapsed() < Duration::from_millis(400), "accepted after {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "accepted after {:?}",
+        start.elapsed()
+    );
     let _srv = C(srv);
     let _cl = t.join().unwrap();
     // The silent one is dropped at its CR timeout and counted.
@@ -193,16 +236,30 @@ fn tsap_filter_and_callback_refuse_with_their_reasons() {
     let mut srv = null_mut();
     assert_eq!(unsafe { iso_accept(l.0, 300, &mut srv) }, ISO_E_TIMEOUT);
     assert_eq!(t.join().unwrap()[10], 0x03);
-    assert!(listener_error(&l).contains("0x0103"), "{}", listener_error(&l));
+    assert!(
+        listener_error(&l).contains("0x0103"),
+        "{}",
+        listener_error(&l)
+    );
 
-    unsafe extern "C" fn busy(_: *mut std::ffi::c_void, _: *const u8, _: usize, _: *const u8, _: usize) -> i32 {
+    unsafe extern "C" fn busy(
+        _: *mut std::ffi::c_void,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+    ) -> i32 {
         0x81
     }
     unsafe { assert_eq!(iso_listener_set_filter(l.0, Some(busy), null_mut()), ISO_OK) };
     let cl = client(port);
-    assert_eq!(iso_connect(cl.0, 300), ISO_E_TIMEOUT, "no one accepts yet");
+    assert_eq!(
+        unsafe { iso_connect(cl.0, 300) },
+        ISO_E_TIMEOUT,
+        "no one accepts yet"
+    );
     let t = std::thread::spawn(move || {
-        let rc = iso_connect(cl.0, 2000);
+        let rc = unsafe { iso_connect(cl.0, 2000) };
         (rc, cl)
     });
     assert_eq!(unsafe { iso_accept(l.0, 500, &mut srv) }, ISO_E_TIMEOUT);
@@ -226,13 +283,17 @@ fn accept_with_timeout_zero_never_blocks_and_event_fd_signals_readiness() {
     assert_eq!(unsafe { iso_listener_get_fd(l.0, &mut fd) }, ISO_OK);
     let cl = client(port);
     let t = std::thread::spawn(move || {
-        let rc = iso_connect(cl.0, 2000);
+        let rc = unsafe { iso_connect(cl.0, 2000) };
         (rc, cl)
     });
     // Event loop: wait on the descriptor, then accept without blocking.
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let mut p = libc::pollfd { fd: fd as i32, events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: fd as i32,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         unsafe { libc::poll(&mut p, 1, 100) };
         match unsafe { iso_accept(l.0, 0, &mut srv) } {
             ISO_OK => break,
@@ -258,7 +319,7 @@ fn ipv6_listener_accepts_ipv6_client() {
     let mut c = null_mut();
     assert_eq!(unsafe { iso_create(c"::1".as_ptr(), port, &mut c) }, ISO_OK);
     let cl = C(c);
-    let t = std::thread::spawn(move || (iso_connect(cl.0, 2000), cl));
+    let t = std::thread::spawn(move || (unsafe { iso_connect(cl.0, 2000) }, cl));
     let mut srv = null_mut();
     assert_eq!(unsafe { iso_accept(l.0, 2000, &mut srv) }, ISO_OK);
     let _srv = C(srv);

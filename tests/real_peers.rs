@@ -54,7 +54,9 @@ impl Flavor {
 }
 
 fn peers_required() -> bool {
-    std::env::var("ISOTCP_REQUIRE_PEERS").map(|v| v == "1").unwrap_or(false)
+    std::env::var("ISOTCP_REQUIRE_PEERS")
+        .map(|v| v == "1")
+        .unwrap_or(false)
 }
 
 /// Writes past the test harness's output capture, so SKIP lines show in a plain `cargo test`.
@@ -82,12 +84,19 @@ impl Server {
                 "no {} python at {} (set {} or run .ci/setup)",
                 flavor.name(),
                 python.display(),
-                if flavor == Flavor::Py3 { "ISOTCP_VENV_PY3" } else { "ISOTCP_VENV_NATIVE" },
+                if flavor == Flavor::Py3 {
+                    "ISOTCP_VENV_PY3"
+                } else {
+                    "ISOTCP_VENV_NATIVE"
+                },
             );
             if peers_required() {
                 panic!("ISOTCP_REQUIRE_PEERS=1 and {why}");
             }
-            note(&format!("SKIP real_peers::{test} [{}]: {why}", flavor.name()));
+            note(&format!(
+                "SKIP real_peers::{test} [{}]: {why}",
+                flavor.name()
+            ));
             return None;
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/server.py");
@@ -98,7 +107,9 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {} {}: {e}", python.display(), script.display()));
+            .unwrap_or_else(|e| {
+                panic!("cannot run {} {}: {e}", python.display(), script.display())
+            });
         let stdin = child.stdin.take();
 
         // Drain stderr for the life of the server (the native library writes to it).
@@ -112,7 +123,9 @@ impl Server {
                     if n == 0 {
                         break;
                     }
-                    sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                    sink.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
             });
         }
@@ -128,11 +141,20 @@ impl Server {
             let mut rest = Vec::new();
             let _ = reader.read_to_end(&mut rest);
         });
-        let mut server = Server { child, stdin, port: 0, stderr };
+        let mut server = Server {
+            child,
+            stdin,
+            port: 0,
+            stderr,
+        };
         let line = match rx.recv_timeout(READY_TIMEOUT) {
             Ok(Ok(line)) => line,
             Ok(Err(e)) => panic!("{}: reading server.py stdout: {e}", flavor.name()),
-            Err(_) => panic!("{}: no READY line within {READY_TIMEOUT:?}; stderr: {}", flavor.name(), server.stderr()),
+            Err(_) => panic!(
+                "{}: no READY line within {READY_TIMEOUT:?}; stderr: {}",
+                flavor.name(),
+                server.stderr()
+            ),
         };
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.len() != 3 || words[0] != "READY" {
@@ -144,7 +166,12 @@ impl Server {
                 server.stderr()
             );
         }
-        assert_eq!(words[2], flavor.name(), "server.py under {} reports another flavor", python.display());
+        assert_eq!(
+            words[2],
+            flavor.name(),
+            "server.py under {} reports another flavor",
+            python.display()
+        );
         server.port = words[1].parse().expect("READY port");
         Some(server)
     }
@@ -191,11 +218,15 @@ impl Conn {
         let mut buf = vec![0 as std::ffi::c_char; 1024];
         let mut needed = 0usize;
         unsafe { iso_last_error(self.0, buf.as_mut_ptr(), buf.len(), &mut needed) };
-        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn describe(&self, rc: i32) -> String {
-        let name = unsafe { CStr::from_ptr(iso_strerror(rc)) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(iso_strerror(rc)) }
+            .to_string_lossy()
+            .into_owned();
         format!("rc {rc} ({name}): {}", self.last_error())
     }
 
@@ -204,11 +235,14 @@ impl Conn {
     }
 
     fn set_tpdu_size(&self, size: u32) {
-        self.ok(iso_set_tpdu_size(self.0, size), "iso_set_tpdu_size");
+        self.ok(
+            unsafe { iso_set_tpdu_size(self.0, size) },
+            "iso_set_tpdu_size",
+        );
     }
 
     fn try_connect(&self) -> i32 {
-        iso_connect(self.0, CONNECT_MS)
+        unsafe { iso_connect(self.0, CONNECT_MS) }
     }
 
     fn connect(&self) {
@@ -237,7 +271,8 @@ impl Conn {
     }
 
     fn recv(&self) -> Vec<u8> {
-        self.try_recv(RECV_MS).unwrap_or_else(|rc| panic!("iso_recv: {}", self.describe(rc)))
+        self.try_recv(RECV_MS)
+            .unwrap_or_else(|rc| panic!("iso_recv: {}", self.describe(rc)))
     }
 
     fn request(&self, req: &[u8]) -> Vec<u8> {
@@ -246,11 +281,11 @@ impl Conn {
     }
 
     fn poll(&self, timeout_ms: u32) -> i32 {
-        iso_poll(self.0, timeout_ms)
+        unsafe { iso_poll(self.0, timeout_ms) }
     }
 
     fn check(&self) -> i32 {
-        iso_check_connection(self.0)
+        unsafe { iso_check_connection(self.0) }
     }
 
     fn tpdu_size(&self) -> u32 {
@@ -287,17 +322,22 @@ fn thread_error() -> String {
     let mut buf = vec![0 as std::ffi::c_char; 1024];
     let mut needed = 0usize;
     unsafe { iso_thread_last_error(buf.as_mut_ptr(), buf.len(), &mut needed) };
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------
 // S7 messages (carried as DT payloads)
 // ---------------------------------------------------------------------------------------------
 
-const SETUP_480: [u8; 18] = [0x32, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0xF0, 0x00, 0x00, 0x01, 0x00, 0x01, 0x01, 0xE0];
+const SETUP_480: [u8; 18] = [
+    0x32, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0xF0, 0x00, 0x00, 0x01, 0x00, 0x01,
+    0x01, 0xE0,
+];
 const READ_DB1_4: [u8; 24] = [
-    0x32, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x0E, 0x00, 0x00, 0x04, 0x01, 0x12, 0x0A, 0x10, 0x02, 0x00, 0x04, 0x00, 0x01, 0x84, 0x00, 0x00,
-    0x00,
+    0x32, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x0E, 0x00, 0x00, 0x04, 0x01, 0x12, 0x0A, 0x10, 0x02,
+    0x00, 0x04, 0x00, 0x01, 0x84, 0x00, 0x00, 0x00,
 ];
 
 /// The S7 item address of a byte offset: bit address, 3 bytes big-endian.
@@ -347,8 +387,18 @@ fn s7_ack(resp: &[u8], pdu_ref: u16) -> (&[u8], &[u8]) {
     assert!(resp.len() >= 12, "S7 answer too short: {}", hex(resp));
     assert_eq!(resp[0], 0x32, "not S7: {}", hex(resp));
     assert_eq!(resp[1], 0x03, "not an ack-data: {}", hex(resp));
-    assert_eq!(be16(&resp[4..6]), pdu_ref as usize, "PDU reference: {}", hex(resp));
-    assert_eq!((resp[10], resp[11]), (0, 0), "S7 error class/code: {}", hex(resp));
+    assert_eq!(
+        be16(&resp[4..6]),
+        pdu_ref as usize,
+        "PDU reference: {}",
+        hex(resp)
+    );
+    assert_eq!(
+        (resp[10], resp[11]),
+        (0, 0),
+        "S7 error class/code: {}",
+        hex(resp)
+    );
     let (pl, dl) = (be16(&resp[6..8]), be16(&resp[8..10]));
     assert_eq!(resp.len(), 12 + pl + dl, "S7 lengths: {}", hex(resp));
     (&resp[12..12 + pl], &resp[12 + pl..])
@@ -358,7 +408,12 @@ fn s7_ack(resp: &[u8], pdu_ref: u16) -> (&[u8], &[u8]) {
 fn s7_setup_pdu(resp: &[u8]) -> u16 {
     let (param, data) = s7_ack(resp, 0);
     assert_eq!(param.len(), 8, "setup parameters: {}", hex(resp));
-    assert_eq!(param[0], 0xF0, "not a setup-communication answer: {}", hex(resp));
+    assert_eq!(
+        param[0],
+        0xF0,
+        "not a setup-communication answer: {}",
+        hex(resp)
+    );
     assert!(data.is_empty());
     u16::from_be_bytes([param[6], param[7]])
 }
@@ -370,7 +425,12 @@ fn s7_read_data(resp: &[u8], pdu_ref: u16, count: usize) -> Vec<u8> {
     assert!(data.len() >= 4, "read data: {}", hex(resp));
     assert_eq!(data[0], 0xFF, "item return code: {}", hex(resp));
     assert_eq!(data[1], 0x04, "item transport size: {}", hex(resp));
-    assert_eq!(be16(&data[2..4]), count * 8, "item length in bits: {}", hex(resp));
+    assert_eq!(
+        be16(&data[2..4]),
+        count * 8,
+        "item length in bits: {}",
+        hex(resp)
+    );
     assert_eq!(data.len(), 4 + count, "item data: {}", hex(resp));
     data[4..].to_vec()
 }
@@ -382,7 +442,10 @@ fn s7_write_ok(resp: &[u8], pdu_ref: u16) {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn db1(start: usize, count: usize) -> Vec<u8> {
@@ -395,7 +458,11 @@ fn setup(c: &Conn) -> u16 {
 }
 
 fn read(c: &Conn, pdu_ref: u16, db: u16, start: u32, count: u16) -> Vec<u8> {
-    s7_read_data(&c.request(&s7_read(pdu_ref, db, start, count)), pdu_ref, count as usize)
+    s7_read_data(
+        &c.request(&s7_read(pdu_ref, db, start, count)),
+        pdu_ref,
+        count as usize,
+    )
 }
 
 /// The fixed 4-byte read of DB1.DBB0 from peers.md.
@@ -450,7 +517,9 @@ fn request_builders_match_the_reference_bytes() {
 #[test]
 fn setup_communication_and_small_read() {
     both("setup_communication_and_small_read", |f, test| {
-        let Some((_srv, c)) = session(f, test, |_| {}) else { return };
+        let Some((_srv, c)) = session(f, test, |_| {}) else {
+            return;
+        };
         assert_eq!(c.check(), 1);
         assert_eq!(c.tpdu_size(), 1024, "default offer 1024 echoed");
         assert_eq!(c.remote_tsap(), [0x01, 0x02]);
@@ -466,7 +535,9 @@ fn setup_communication_and_small_read() {
 #[test]
 fn larger_read() {
     both("larger_read", |f, test| {
-        let Some((_srv, c)) = session(f, test, |_| {}) else { return };
+        let Some((_srv, c)) = session(f, test, |_| {}) else {
+            return;
+        };
         setup(&c);
         assert_eq!(read(&c, 2, 1, 100, 200), db1(100, 200));
         // Unaligned and crossing the 0xFF -> 0x00 wrap of DB1's pattern.
@@ -478,21 +549,31 @@ fn larger_read() {
 fn answers_larger_than_the_tpdu_size_are_accepted() {
     // TPDU 128: neither server segments what it sends, so a 218-byte answer arrives as one DT
     // larger than the negotiated size, which the library must accept (wire.md section 4).
-    both("answers_larger_than_the_tpdu_size_are_accepted", |f, test| {
-        let Some((_srv, c)) = session(f, test, |c| c.set_tpdu_size(128)) else { return };
-        assert_eq!(c.tpdu_size(), 128);
-        setup(&c);
-        assert_eq!(read(&c, 5, 1, 100, 200), db1(100, 200));
-    });
+    both(
+        "answers_larger_than_the_tpdu_size_are_accepted",
+        |f, test| {
+            let Some((_srv, c)) = session(f, test, |c| c.set_tpdu_size(128)) else {
+                return;
+            };
+            assert_eq!(c.tpdu_size(), 128);
+            setup(&c);
+            assert_eq!(read(&c, 5, 1, 100, 200), db1(100, 200));
+        },
+    );
 }
 
 #[test]
 fn write_then_read_back() {
     both("write_then_read_back", |f, test| {
-        let Some((_srv, c)) = session(f, test, |_| {}) else { return };
+        let Some((_srv, c)) = session(f, test, |_| {}) else {
+            return;
+        };
         setup(&c);
         assert_eq!(read(&c, 1, 2, 10, 4), [0, 0, 0, 0], "DB2 starts zeroed");
-        s7_write_ok(&c.request(&s7_write(2, 2, 10, &[0xDE, 0xAD, 0xBE, 0xEF])), 2);
+        s7_write_ok(
+            &c.request(&s7_write(2, 2, 10, &[0xDE, 0xAD, 0xBE, 0xEF])),
+            2,
+        );
         assert_eq!(read(&c, 3, 2, 8, 8), [0, 0, 0xDE, 0xAD, 0xBE, 0xEF, 0, 0]);
     });
 }
@@ -502,14 +583,20 @@ fn message_in_two_fragments_at_tpdu_256() {
     // A 300-byte S7 write at TPDU 256 goes out as 2 DTs (253 + 47 payload bytes). Exactly 2:
     // snap7 1.4.2 mis-reassembles 3 or more fragments.
     both("message_in_two_fragments_at_tpdu_256", |f, test| {
-        let Some((_srv, c)) = session(f, test, |c| c.set_tpdu_size(256)) else { return };
+        let Some((_srv, c)) = session(f, test, |c| c.set_tpdu_size(256)) else {
+            return;
+        };
         assert_eq!(c.tpdu_size(), 256);
         setup(&c);
         let data: Vec<u8> = (0..272u32).map(|i| (i * 7 + 3) as u8).collect();
         let req = s7_write(9, 2, 300, &data);
         assert_eq!(req.len(), 300);
         let per_dt = 256 - 3;
-        assert_eq!(req.len().div_ceil(per_dt), 2, "the request must need exactly 2 DTs");
+        assert_eq!(
+            req.len().div_ceil(per_dt),
+            2,
+            "the request must need exactly 2 DTs"
+        );
         s7_write_ok(&c.request(&req), 9);
         // Read back (answer 290 bytes, one DT from the server) and check the neighbours.
         assert_eq!(read(&c, 10, 2, 300, 272), data);
@@ -524,7 +611,15 @@ fn string_tsap() {
         let remote = b"SIMATIC-ROOT-HMI";
         let local = [0x06u8, 0x00];
         let Some((_srv, c)) = session(f, test, |c| {
-            let rc = unsafe { iso_set_tsap_bytes(c.0, local.as_ptr(), local.len(), remote.as_ptr(), remote.len()) };
+            let rc = unsafe {
+                iso_set_tsap_bytes(
+                    c.0,
+                    local.as_ptr(),
+                    local.len(),
+                    remote.as_ptr(),
+                    remote.len(),
+                )
+            };
             c.ok(rc, "iso_set_tsap_bytes");
         }) else {
             return;
@@ -539,9 +634,11 @@ fn string_tsap() {
 #[test]
 fn routing_python_snap7_encoding_py3() {
     // python-snap7's own server tolerates its routing parameters C6/C7.
-    let Some(srv) = Server::start(Flavor::Py3, "routing_python_snap7_encoding_py3") else { return };
+    let Some(srv) = Server::start(Flavor::Py3, "routing_python_snap7_encoding_py3") else {
+        return;
+    };
     let c = Conn::new(srv.port);
-    c.ok(iso_set_routing(c.0, 1, 0, 3), "iso_set_routing");
+    c.ok(unsafe { iso_set_routing(c.0, 1, 0, 3) }, "iso_set_routing");
     c.connect();
     assert_eq!(c.check(), 1);
     assert_eq!(c.tpdu_size(), 1024);
@@ -554,11 +651,16 @@ fn routing_python_snap7_encoding_native() {
     // snap7 1.4.2 echoes the whole CR as its CC (type 0xD0), C6/C7 included; the library skips
     // parameters it does not use in a CC, so the connection comes up and works. The native
     // server itself ignores the routing parameters (it is no gateway) and serves its own DBs.
-    let Some(srv) = Server::start(Flavor::Native, "routing_python_snap7_encoding_native") else { return };
+    let Some(srv) = Server::start(Flavor::Native, "routing_python_snap7_encoding_native") else {
+        return;
+    };
     let c = Conn::new(srv.port);
-    c.ok(iso_set_routing(c.0, 1, 0, 3), "iso_set_routing");
+    c.ok(unsafe { iso_set_routing(c.0, 1, 0, 3) }, "iso_set_routing");
     let rc = c.try_connect();
-    note(&format!("real_peers: native server with iso_set_routing(1, 0, 3): connect {}", c.describe(rc)));
+    note(&format!(
+        "real_peers: native server with iso_set_routing(1, 0, 3): connect {}",
+        c.describe(rc)
+    ));
     c.ok(rc, "iso_connect with routing against snap7 1.4.2");
     assert_eq!(c.check(), 1);
     assert_eq!(c.tpdu_size(), 1024);
@@ -569,7 +671,9 @@ fn routing_python_snap7_encoding_native() {
 #[test]
 fn check_connection_after_the_server_dies() {
     both("check_connection_after_the_server_dies", |f, test| {
-        let Some((mut srv, c)) = session(f, test, |_| {}) else { return };
+        let Some((mut srv, c)) = session(f, test, |_| {}) else {
+            return;
+        };
         setup(&c);
         assert_eq!(c.check(), 1, "connected");
         read_db1_4(&c);
@@ -581,7 +685,10 @@ fn check_connection_after_the_server_dies() {
             thread::sleep(Duration::from_millis(5));
             state = c.check();
         }
-        assert_eq!(state, 0, "iso_check_connection still {state} 2 s after the server was killed");
+        assert_eq!(
+            state, 0,
+            "iso_check_connection still {state} 2 s after the server was killed"
+        );
         // Nothing was buffered: the peer's close shows as ISO_E_CLOSED.
         assert_eq!(c.poll(0), ISO_E_CLOSED, "iso_poll after the close");
         assert_eq!(c.try_recv(0), Err(ISO_E_CLOSED), "iso_recv after the close");
@@ -592,7 +699,9 @@ fn check_connection_after_the_server_dies() {
 #[test]
 fn poll_and_recv_timeouts() {
     both("poll_and_recv_timeouts", |f, test| {
-        let Some((_srv, c)) = session(f, test, |_| {}) else { return };
+        let Some((_srv, c)) = session(f, test, |_| {}) else {
+            return;
+        };
         setup(&c);
 
         // Nothing pending.
@@ -601,11 +710,17 @@ fn poll_and_recv_timeouts() {
         let t0 = Instant::now();
         assert_eq!(c.poll(100), 0);
         let waited = t0.elapsed();
-        assert!(waited >= Duration::from_millis(90) && waited < Duration::from_millis(1000), "iso_poll(100) took {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(90) && waited < Duration::from_millis(1000),
+            "iso_poll(100) took {waited:?}"
+        );
         let t0 = Instant::now();
         assert_eq!(c.try_recv(100), Err(ISO_E_TIMEOUT));
         let waited = t0.elapsed();
-        assert!(waited >= Duration::from_millis(90) && waited < Duration::from_millis(1000), "iso_recv(100) took {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(90) && waited < Duration::from_millis(1000),
+            "iso_recv(100) took {waited:?}"
+        );
         assert_eq!(c.check(), 1, "timeouts leave the connection intact");
 
         // One answer pending: poll says so, consumes nothing; a small buffer leaves it queued.
@@ -617,7 +732,9 @@ fn poll_and_recv_timeouts() {
         let rc = unsafe { iso_recv(c.0, small.as_mut_ptr(), small.len(), &mut needed, 0) };
         assert_eq!(rc, ISO_E_BUFFER_TOO_SMALL);
         assert_eq!(needed, 22, "size needed for the 4-byte read answer");
-        let resp = c.try_recv(0).expect("the queued answer is returned at once");
+        let resp = c
+            .try_recv(0)
+            .expect("the queued answer is returned at once");
         assert_eq!(s7_read_data(&resp, 1, 4), [0, 1, 2, 3]);
         assert_eq!(c.poll(0), 0);
         assert_eq!(c.try_recv(0), Err(ISO_E_WOULD_BLOCK));
@@ -634,7 +751,9 @@ fn poll_and_recv_timeouts() {
 #[test]
 fn negotiated_tpdu_size_is_echoed() {
     both("negotiated_tpdu_size_is_echoed", |f, test| {
-        let Some(srv) = Server::start(f, test) else { return };
+        let Some(srv) = Server::start(f, test) else {
+            return;
+        };
         for offer in [256u32, 1024, 8192] {
             let c = Conn::new(srv.port);
             c.set_tpdu_size(offer);
@@ -642,7 +761,7 @@ fn negotiated_tpdu_size_is_echoed() {
             assert_eq!(c.tpdu_size(), offer, "{} server, offer {offer}", f.name());
             setup(&c);
             read_db1_4(&c);
-            assert_eq!(iso_disconnect(c.0), ISO_OK);
+            assert_eq!(unsafe { iso_disconnect(c.0) }, ISO_OK);
             assert_eq!(c.check(), 0, "after iso_disconnect");
         }
     });
@@ -651,10 +770,12 @@ fn negotiated_tpdu_size_is_echoed() {
 #[test]
 fn reconnect_on_the_same_handle() {
     both("reconnect_on_the_same_handle", |f, test| {
-        let Some((srv, c)) = session(f, test, |_| {}) else { return };
+        let Some((srv, c)) = session(f, test, |_| {}) else {
+            return;
+        };
         setup(&c);
         read_db1_4(&c);
-        assert_eq!(iso_disconnect(c.0), ISO_OK);
+        assert_eq!(unsafe { iso_disconnect(c.0) }, ISO_OK);
         assert_eq!(c.try_recv(0), Err(ISO_E_STATE), "recv after disconnect");
         c.connect();
         setup(&c);
@@ -667,21 +788,32 @@ fn reconnect_on_the_same_handle() {
 fn buffered_answer_stays_readable_after_the_server_dies() {
     // contract-notes.md: check_connection says 0 once the peer closed, but messages already
     // received stay readable; after the last one, ISO_E_CLOSED.
-    both("buffered_answer_stays_readable_after_the_server_dies", |f, test| {
-        let Some((mut srv, c)) = session(f, test, |_| {}) else { return };
-        setup(&c);
-        c.send(&s7_read(31, 1, 64, 8));
-        assert_eq!(c.poll(RECV_MS), 1, "the answer arrived");
-        srv.kill();
-        let t0 = Instant::now();
-        while c.check() != 0 && t0.elapsed() < Duration::from_secs(2) {
-            thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(c.check(), 0, "iso_check_connection 2 s after the server was killed");
-        assert_eq!(c.poll(0), 1, "the buffered answer is still ready");
-        let resp = c.try_recv(0).unwrap_or_else(|rc| panic!("buffered answer lost: {}", c.describe(rc)));
-        assert_eq!(s7_read_data(&resp, 31, 8), db1(64, 8));
-        assert_eq!(c.poll(0), ISO_E_CLOSED);
-        assert_eq!(c.try_recv(100), Err(ISO_E_CLOSED));
-    });
+    both(
+        "buffered_answer_stays_readable_after_the_server_dies",
+        |f, test| {
+            let Some((mut srv, c)) = session(f, test, |_| {}) else {
+                return;
+            };
+            setup(&c);
+            c.send(&s7_read(31, 1, 64, 8));
+            assert_eq!(c.poll(RECV_MS), 1, "the answer arrived");
+            srv.kill();
+            let t0 = Instant::now();
+            while c.check() != 0 && t0.elapsed() < Duration::from_secs(2) {
+                thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(
+                c.check(),
+                0,
+                "iso_check_connection 2 s after the server was killed"
+            );
+            assert_eq!(c.poll(0), 1, "the buffered answer is still ready");
+            let resp = c
+                .try_recv(0)
+                .unwrap_or_else(|rc| panic!("buffered answer lost: {}", c.describe(rc)));
+            assert_eq!(s7_read_data(&resp, 31, 8), db1(64, 8));
+            assert_eq!(c.poll(0), ISO_E_CLOSED);
+            assert_eq!(c.try_recv(100), Err(ISO_E_CLOSED));
+        },
+    );
 }

@@ -66,7 +66,11 @@ fn default_connect_sends_the_wire_cr_and_round_trips() {
         assert_eq!(conn.check(), 1);
         conn.ok(conn.disconnect());
         assert_eq!(conn.check(), 0);
-        conn.expect(conn.tpdu_size().unwrap_err(), ISO_E_STATE, &["not connected"]);
+        conn.expect(
+            conn.tpdu_size().unwrap_err(),
+            ISO_E_STATE,
+            &["not connected"],
+        );
         conn.expect(conn.fd().unwrap_err(), ISO_E_STATE, &["not connected"]);
 
         let (cr, got, sizes) = peer.finish();
@@ -89,7 +93,11 @@ fn data_right_after_the_cc_in_the_same_write_is_kept() {
         });
         let conn = Conn::local(peer.port());
         conn.ok(conn.connect(LONG_MS));
-        assert_eq!(conn.poll(0), 1, "the message that came with the CC is ready at once");
+        assert_eq!(
+            conn.poll(0),
+            1,
+            "the message that came with the CC is ready at once"
+        );
         assert_eq!(conn.recv(1000, 0), Ok(first));
         drop(conn);
         peer.finish();
@@ -118,7 +126,11 @@ fn large_dt_beyond_the_tpdu_size_is_accepted_and_sends_are_segmented_at_1024() {
 #[test]
 fn string_tsap_cr_is_byte_exact() {
     run(|| {
-        let peer = Peer::answering(cc(&[(0xC0, &[0x0A]), (0xC1, &[0x06, 0x00]), (0xC2, b"SIMATIC-ROOT-HMI")]));
+        let peer = Peer::answering(cc(&[
+            (0xC0, &[0x0A]),
+            (0xC1, &[0x06, 0x00]),
+            (0xC2, b"SIMATIC-ROOT-HMI"),
+        ]));
         let conn = Conn::local(peer.port());
         conn.ok(conn.set_tsap_bytes(&[0x06, 0x00], b"SIMATIC-ROOT-HMI"));
         conn.ok(conn.connect(LONG_MS));
@@ -188,14 +200,39 @@ fn cc_tpdu_sizes_are_negotiated_per_the_rules() {
             ("C0 smaller: 256", cc(&[(0xC0, &[0x08])]), 1024, 256),
             ("C0 smallest: 128", cc(&[(0xC0, &[0x07])]), 1024, 128),
             ("C0 larger 8192: capped", cc(&[(0xC0, &[0x0D])]), 1024, 1024),
-            ("C0 0x10 (RFC 1006 65536): capped", cc(&[(0xC0, &[0x10])]), 1024, 1024),
-            ("C0 1024 to an offer of 256: capped", cc(&[(0xC0, &[0x0A])]), 256, 256),
-            ("no C0: 128", cc(&[(0xC1, &[1, 0]), (0xC2, &[1, 2])]), 1024, 128),
+            (
+                "C0 0x10 (RFC 1006 65536): capped",
+                cc(&[(0xC0, &[0x10])]),
+                1024,
+                1024,
+            ),
+            (
+                "C0 1024 to an offer of 256: capped",
+                cc(&[(0xC0, &[0x0A])]),
+                256,
+                256,
+            ),
+            (
+                "no C0: 128",
+                cc(&[(0xC1, &[1, 0]), (0xC2, &[1, 2])]),
+                1024,
+                128,
+            ),
             ("no parameters at all: 128", cc(&[]), 1024, 128),
             ("F0 alone: 4 x 128", cc(&[(0xF0, &[0x00, 0x04])]), 1024, 512),
             ("F0 alone: 2 x 128", cc(&[(0xF0, &[0x02])]), 1024, 256),
-            ("F0 alone, larger: capped", cc(&[(0xF0, &[0x40])]), 1024, 1024),
-            ("unknown parameter skipped", cc(&[(0xC3, &[0, 0]), (0xC0, &[0x09])]), 1024, 512),
+            (
+                "F0 alone, larger: capped",
+                cc(&[(0xF0, &[0x40])]),
+                1024,
+                1024,
+            ),
+            (
+                "unknown parameter skipped",
+                cc(&[(0xC3, &[0, 0]), (0xC0, &[0x09])]),
+                1024,
+                512,
+            ),
             (
                 "PLC4X CC: other order, references and TSAPs",
                 hex("03 00 00 16 11 D0 00 0F 00 0B 00 C0 01 0A C1 02 03 11 C2 02 01 00"),
@@ -205,13 +242,22 @@ fn cc_tpdu_sizes_are_negotiated_per_the_rules() {
         ];
         for (name, answer, offer, want) in cases {
             let (conn, rc, peer) = connect_answered(answer, |c| c.ok(c.set_tpdu_size(offer)));
-            assert!(rc == ISO_OK, "{name}: {} {}", code_name(rc), conn.last_error());
+            assert!(
+                rc == ISO_OK,
+                "{name}: {} {}",
+                code_name(rc),
+                conn.last_error()
+            );
             assert_eq!(conn.tpdu_size(), Ok(want), "{name}");
             assert_eq!(conn.check(), 1, "{name}");
             drop(conn);
             let cr = peer.finish();
             let code = (offer.trailing_zeros()) as u8;
-            assert_eq!(&cr[cr.len() - 3..], &[0xC0, 0x01, code], "{name}: offered size in the CR");
+            assert_eq!(
+                &cr[cr.len() - 3..],
+                &[0xC0, 0x01, code],
+                "{name}: offered size in the CR"
+            );
         }
     });
 }
@@ -220,23 +266,63 @@ fn cc_tpdu_sizes_are_negotiated_per_the_rules() {
 fn malformed_ccs_are_protocol_errors() {
     run(|| {
         let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
-            ("C0 = 0x20", cc(&[(0xC0, &[0x20])]), &["protocol error", "TPDU-size code 0x20"]),
-            ("C0 = 0x06", cc(&[(0xC0, &[0x06])]), &["protocol error", "TPDU-size code 0x06"]),
-            ("C0 of length 2", cc(&[(0xC0, &[0x0A, 0x0A])]), &["TPDU-size parameter has length 2"]),
-            ("C0 and F0", cc(&[(0xC0, &[0x0A]), (0xF0, &[0x08])]), &["both a TPDU size (C0) and a preferred"]),
-            ("F0 = 0", cc(&[(0xF0, &[0x00])]), &["preferred maximum TPDU size is 0"]),
-            ("class 1", tpkt(&[6, 0xD0, 0, 1, 0, 1, 0x10]), &["protocol class 1"]),
+            (
+                "C0 = 0x20",
+                cc(&[(0xC0, &[0x20])]),
+                &["protocol error", "TPDU-size code 0x20"],
+            ),
+            (
+                "C0 = 0x06",
+                cc(&[(0xC0, &[0x06])]),
+                &["protocol error", "TPDU-size code 0x06"],
+            ),
+            (
+                "C0 of length 2",
+                cc(&[(0xC0, &[0x0A, 0x0A])]),
+                &["TPDU-size parameter has length 2"],
+            ),
+            (
+                "C0 and F0",
+                cc(&[(0xC0, &[0x0A]), (0xF0, &[0x08])]),
+                &["both a TPDU size (C0) and a preferred"],
+            ),
+            (
+                "F0 = 0",
+                cc(&[(0xF0, &[0x00])]),
+                &["preferred maximum TPDU size is 0"],
+            ),
+            (
+                "class 1",
+                tpkt(&[6, 0xD0, 0, 1, 0, 1, 0x10]),
+                &["protocol class 1"],
+            ),
             ("DT instead of CC", msg(b"x"), &["expected a CC", "DT"]),
             ("CR instead of CC", default_cr(), &["expected a CC", "CR"]),
-            ("parameter past the header", tpkt(&[9, 0xD0, 0, 1, 0, 1, 0, 0xC1, 5, 1]), &["parameter 0xC1", "runs past the header"]),
-            ("bytes after the CC", tpkt(&[6, 0xD0, 0, 1, 0, 1, 0, 9]), &["class 0 carries one TPDU per TPKT"]),
-            ("TPKT version 4", hex("04 00 00 0B 06 D0 00 01 00 01 00"), &["TPKT version is 4"]),
+            (
+                "parameter past the header",
+                tpkt(&[9, 0xD0, 0, 1, 0, 1, 0, 0xC1, 5, 1]),
+                &["parameter 0xC1", "runs past the header"],
+            ),
+            (
+                "bytes after the CC",
+                tpkt(&[6, 0xD0, 0, 1, 0, 1, 0, 9]),
+                &["class 0 carries one TPDU per TPKT"],
+            ),
+            (
+                "TPKT version 4",
+                hex("04 00 00 0B 06 D0 00 01 00 01 00"),
+                &["TPKT version is 4"],
+            ),
             ("AK", tpkt(&[4, 0x60, 0, 1, 0]), &["TPDU code 0x60"]),
         ];
         for (name, answer, frags) in cases {
             let (conn, rc, peer) = connect_answered(answer, |_| {});
             let m = conn.last_error();
-            assert!(rc == ISO_E_PROTOCOL, "{name}: expected ISO_E_PROTOCOL, got {} ({m})", code_name(rc));
+            assert!(
+                rc == ISO_E_PROTOCOL,
+                "{name}: expected ISO_E_PROTOCOL, got {} ({m})",
+                code_name(rc)
+            );
             for f in frags {
                 assert!(m.contains(f), "{name}: {m:?} lacks {f:?}");
             }
@@ -252,7 +338,11 @@ fn malformed_ccs_are_protocol_errors() {
 fn sends_after_negotiating_256_are_dts_of_at_most_256_bytes() {
     run(|| {
         let sizes = [1usize, 252, 253, 254, 506, 1000, 20_000, 65_536];
-        let msgs: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, &n)| pattern(i as u32 + 100, n)).collect();
+        let msgs: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| pattern(i as u32 + 100, n))
+            .collect();
         let n = msgs.len();
         let peer = Peer::start(move |p| {
             p.send(&cc(&[(0xC0, &[0x08]), (0xC1, &[1, 0]), (0xC2, &[1, 2])]));
@@ -272,11 +362,24 @@ fn sends_after_negotiating_256_are_dts_of_at_most_256_bytes() {
         drop(conn);
         let got = peer.finish();
         for (m, (data, pkt_sizes)) in msgs.iter().zip(got) {
-            assert!(data == *m, "message of {} bytes reassembled differently", m.len());
+            assert!(
+                data == *m,
+                "message of {} bytes reassembled differently",
+                m.len()
+            );
             // TPDU = packet - 4 <= 256, so payload <= 253; EOT only on the last (read_message
             // stops at the first EOT and the content matched).
-            assert!(pkt_sizes.iter().all(|&s| s - 4 <= 256), "{} bytes: {pkt_sizes:?}", m.len());
-            assert_eq!(pkt_sizes.len(), m.len().div_ceil(253), "{} bytes: DT count", m.len());
+            assert!(
+                pkt_sizes.iter().all(|&s| s - 4 <= 256),
+                "{} bytes: {pkt_sizes:?}",
+                m.len()
+            );
+            assert_eq!(
+                pkt_sizes.len(),
+                m.len().div_ceil(253),
+                "{} bytes: DT count",
+                m.len()
+            );
         }
     });
 }
@@ -326,7 +429,11 @@ fn dr_answer_is_rejected_with_the_reason() {
 fn er_answer_is_rejected_with_the_cause() {
     run(|| {
         let (conn, rc, peer) = connect_answered(er(3), |_| {});
-        conn.expect(rc, ISO_E_REJECTED, &["ER", "cause 3", "invalid parameter value"]);
+        conn.expect(
+            rc,
+            ISO_E_REJECTED,
+            &["ER", "cause 3", "invalid parameter value"],
+        );
         drop(conn);
         peer.finish();
     });
@@ -342,7 +449,17 @@ fn reset_after_the_cr_is_closed_with_a_tsap_hint() {
         let conn = Conn::local(peer.port());
         conn.ok(conn.set_tsap(0x0100, 0x0301));
         let rc = conn.connect(LONG_MS);
-        conn.expect(rc, ISO_E_CLOSED, &["reset by peer during COTP connect", "TSAP", "rack", "slot", "0x0301"]);
+        conn.expect(
+            rc,
+            ISO_E_CLOSED,
+            &[
+                "reset by peer during COTP connect",
+                "TSAP",
+                "rack",
+                "slot",
+                "0x0301",
+            ],
+        );
         assert_eq!(conn.check(), 0);
         drop(conn);
         peer.finish();
@@ -357,7 +474,15 @@ fn close_after_the_cr_is_closed_with_a_tsap_hint() {
         });
         let conn = Conn::local(peer.port());
         let rc = conn.connect(LONG_MS);
-        conn.expect(rc, ISO_E_CLOSED, &["closed by peer during COTP connect", "TSAP", "rack and slot"]);
+        conn.expect(
+            rc,
+            ISO_E_CLOSED,
+            &[
+                "closed by peer during COTP connect",
+                "TSAP",
+                "rack and slot",
+            ],
+        );
         drop(conn);
         peer.finish();
     });
@@ -387,14 +512,21 @@ fn connect_with_timeout_zero_to_a_silent_peer_would_block() {
     run(|| {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = Peer::start_raw(listener, |s| {
-            let mut p = PeerConn { stream: s, cr: vec![] };
+            let mut p = PeerConn {
+                stream: s,
+                cr: vec![],
+            };
             p.hold();
         });
         let conn = Conn::local(peer.port());
         let t = Instant::now();
         let rc = conn.connect(0);
         conn.expect(rc, ISO_E_WOULD_BLOCK, &["would block"]);
-        assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
         drop(conn);
         peer.finish();
     });
@@ -406,7 +538,11 @@ fn connect_refused() {
         let port = closed_port();
         let conn = Conn::local(port);
         let rc = conn.connect(LONG_MS);
-        conn.expect(rc, ISO_E_REFUSED, &["refused", &format!("127.0.0.1:{port}")]);
+        conn.expect(
+            rc,
+            ISO_E_REFUSED,
+            &["refused", &format!("127.0.0.1:{port}")],
+        );
         assert_eq!(conn.check(), 0);
     });
 }
@@ -460,7 +596,9 @@ fn invalid_host_strings_are_refused_by_iso_create() {
         for host in ["", "bad host", "a..b", "plc:102", "[::1", "a/b", "[]"] {
             match Conn::try_create(host, 102) {
                 Ok(_) => panic!("iso_create accepted {host:?}"),
-                Err((rc, m)) => assert_code_msg(rc, ISO_E_INVALID, &m, &["invalid argument", "host"]),
+                Err((rc, m)) => {
+                    assert_code_msg(rc, ISO_E_INVALID, &m, &["invalid argument", "host"])
+                }
             }
         }
         // Not UTF-8.
@@ -491,7 +629,11 @@ fn a_failed_connect_leaves_the_handle_able_to_connect_again() {
         });
         let conn = Conn::local(peer.port());
         conn.ok(conn.set_tsap(0x0200, 0x0301));
-        conn.expect(conn.connect(LONG_MS), ISO_E_REJECTED, &["0x82", "negotiation failed"]);
+        conn.expect(
+            conn.connect(LONG_MS),
+            ISO_E_REJECTED,
+            &["0x82", "negotiation failed"],
+        );
         conn.ok(conn.connect(LONG_MS));
         conn.ok(conn.send(b"again"));
         assert_eq!(conn.recv_ok(), b"again");
@@ -544,41 +686,112 @@ fn garbage_case(garbage: Vec<u8>, before: Option<Vec<u8>>) -> (Conn, Peer<bool>)
 fn garbage_from_the_peer_is_a_protocol_error_then_state() {
     run(|| {
         let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
-            ("TPKT version 4", hex("04 00 00 07 02 F0 80"), &["TPKT version is 4, expected 3"]),
-            ("TPKT length 3", hex("03 00 00 03"), &["TPKT length 3 is below the minimum of 7"]),
-            ("TPKT length 6", hex("03 00 00 06 02 F0"), &["TPKT length 6 is below the minimum of 7"]),
-            ("LI past the packet", hex("03 00 00 08 10 F0 80 01"), &["length indicator 16 is invalid", "holds 3 bytes"]),
-            ("LI 0", hex("03 00 00 08 00 F0 80 01"), &["length indicator 0 is invalid"]),
-            ("DT with TPDU-NR 1", hex("03 00 00 08 02 F0 81 01"), &["DT TPDU-NR is 1", "class 0 requires 0"]),
-            ("DT with TPDU-NR 0x7F", hex("03 00 00 08 02 F0 FF 01"), &["DT TPDU-NR is 127"]),
-            ("DT with LI 3", hex("03 00 00 08 03 F0 80 01"), &["DT length indicator is 3, expected 2"]),
-            ("DT code 0xF1", hex("03 00 00 08 02 F1 80 01"), &["DT code byte is 0xF1"]),
-            ("CR during data transfer", default_cr(), &["unexpected CR during data transfer"]),
-            ("CC during data transfer", cc_snap7(), &["unexpected CC during data transfer"]),
-            ("DC (0xC0)", tpkt(&[6, 0xC0, 0, 1, 0, 1, 0]), &["TPDU code 0xC0 is not allowed in class 0"]),
-            ("AK (0x60)", tpkt(&[4, 0x60, 0, 1, 0]), &["TPDU code 0x60 is not allowed"]),
-            ("ER with trailing bytes", tpkt(&[4, 0x70, 0, 1, 2, 0xAA]), &["1 bytes follow the COTP ER header"]),
+            (
+                "TPKT version 4",
+                hex("04 00 00 07 02 F0 80"),
+                &["TPKT version is 4, expected 3"],
+            ),
+            (
+                "TPKT length 3",
+                hex("03 00 00 03"),
+                &["TPKT length 3 is below the minimum of 7"],
+            ),
+            (
+                "TPKT length 6",
+                hex("03 00 00 06 02 F0"),
+                &["TPKT length 6 is below the minimum of 7"],
+            ),
+            (
+                "LI past the packet",
+                hex("03 00 00 08 10 F0 80 01"),
+                &["length indicator 16 is invalid", "holds 3 bytes"],
+            ),
+            (
+                "LI 0",
+                hex("03 00 00 08 00 F0 80 01"),
+                &["length indicator 0 is invalid"],
+            ),
+            (
+                "DT with TPDU-NR 1",
+                hex("03 00 00 08 02 F0 81 01"),
+                &["DT TPDU-NR is 1", "class 0 requires 0"],
+            ),
+            (
+                "DT with TPDU-NR 0x7F",
+                hex("03 00 00 08 02 F0 FF 01"),
+                &["DT TPDU-NR is 127"],
+            ),
+            (
+                "DT with LI 3",
+                hex("03 00 00 08 03 F0 80 01"),
+                &["DT length indicator is 3, expected 2"],
+            ),
+            (
+                "DT code 0xF1",
+                hex("03 00 00 08 02 F1 80 01"),
+                &["DT code byte is 0xF1"],
+            ),
+            (
+                "CR during data transfer",
+                default_cr(),
+                &["unexpected CR during data transfer"],
+            ),
+            (
+                "CC during data transfer",
+                cc_snap7(),
+                &["unexpected CC during data transfer"],
+            ),
+            (
+                "DC (0xC0)",
+                tpkt(&[6, 0xC0, 0, 1, 0, 1, 0]),
+                &["TPDU code 0xC0 is not allowed in class 0"],
+            ),
+            (
+                "AK (0x60)",
+                tpkt(&[4, 0x60, 0, 1, 0]),
+                &["TPDU code 0x60 is not allowed"],
+            ),
+            (
+                "ER with trailing bytes",
+                tpkt(&[4, 0x70, 0, 1, 2, 0xAA]),
+                &["1 bytes follow the COTP ER header"],
+            ),
         ];
         for (name, garbage, frags) in cases {
             for before in [None, Some(b"good".to_vec())] {
                 let had_good = before.is_some();
                 let (conn, peer) = garbage_case(garbage.clone(), before);
                 if had_good {
-                    assert_eq!(conn.recv_ok(), b"good", "{name}: a message before the garbage still comes out");
+                    assert_eq!(
+                        conn.recv_ok(),
+                        b"good",
+                        "{name}: a message before the garbage still comes out"
+                    );
                 }
                 let rc = conn.recv(1024, LONG_MS).unwrap_err();
                 let m = conn.last_error();
-                assert!(rc == ISO_E_PROTOCOL, "{name}: expected ISO_E_PROTOCOL, got {} ({m})", code_name(rc));
+                assert!(
+                    rc == ISO_E_PROTOCOL,
+                    "{name}: expected ISO_E_PROTOCOL, got {} ({m})",
+                    code_name(rc)
+                );
                 assert!(m.starts_with("protocol error: "), "{name}: {m}");
                 for f in frags {
                     assert!(m.contains(f), "{name}: {m:?} lacks {f:?}");
                 }
                 // The connection is closed: every later call is a state error naming the cause.
                 assert_eq!(conn.check(), 0, "{name}");
-                conn.expect(conn.recv(1024, LONG_MS).unwrap_err(), ISO_E_STATE, &["not connected", frags[0]]);
+                conn.expect(
+                    conn.recv(1024, LONG_MS).unwrap_err(),
+                    ISO_E_STATE,
+                    &["not connected", frags[0]],
+                );
                 conn.expect(conn.poll(0), ISO_E_STATE, &["not connected"]);
                 conn.expect(conn.send(b"x"), ISO_E_STATE, &["not connected"]);
-                assert!(peer.finish(), "{name}: the library did not close the TCP connection");
+                assert!(
+                    peer.finish(),
+                    "{name}: the library did not close the TCP connection"
+                );
                 drop(conn);
             }
         }
@@ -599,10 +812,18 @@ fn eof_mid_packet_is_closed_and_discards_the_partial_packet() {
         conn.ok(conn.connect(LONG_MS));
         assert_eq!(conn.recv_ok(), b"whole");
         let rc = conn.recv(1024, LONG_MS).unwrap_err();
-        conn.expect(rc, ISO_E_CLOSED, &["closed by peer", "middle of a TPKT", "discarded"]);
+        conn.expect(
+            rc,
+            ISO_E_CLOSED,
+            &["closed by peer", "middle of a TPKT", "discarded"],
+        );
         assert_eq!(conn.check(), 0);
         // Stays closed.
-        conn.expect(conn.recv(1024, LONG_MS).unwrap_err(), ISO_E_CLOSED, &["closed by peer"]);
+        conn.expect(
+            conn.recv(1024, LONG_MS).unwrap_err(),
+            ISO_E_CLOSED,
+            &["closed by peer"],
+        );
         conn.expect(conn.poll(LONG_MS), ISO_E_CLOSED, &["closed by peer"]);
         peer.finish();
     });
@@ -620,7 +841,15 @@ fn eof_after_a_fragment_without_eot_is_closed_and_discards_the_partial_message()
         let conn = Conn::local(peer.port());
         conn.ok(conn.connect(LONG_MS));
         let rc = conn.recv(1024, LONG_MS).unwrap_err();
-        conn.expect(rc, ISO_E_CLOSED, &["closed by peer", "DT without EOT", "partial message was discarded"]);
+        conn.expect(
+            rc,
+            ISO_E_CLOSED,
+            &[
+                "closed by peer",
+                "DT without EOT",
+                "partial message was discarded",
+            ],
+        );
         assert_eq!(conn.check(), 0);
         peer.finish();
     });
@@ -676,8 +905,16 @@ fn message_above_the_limit_is_too_large_then_state() {
         // (max message, what the peer sends, expected message parts)
         let cases: Vec<(u32, Vec<u8>, &[&str])> = vec![
             (1000, msg(&[7; 1001]), &["above the receive limit"]),
-            (1000, fragments(&[7; 1200], 600), &["message of 1200 bytes is above the limit of 1000"]),
-            (128, msg(&[7; 200]), &["message of 200 bytes is above the limit of 128"]),
+            (
+                1000,
+                fragments(&[7; 1200], 600),
+                &["message of 1200 bytes is above the limit of 1000"],
+            ),
+            (
+                128,
+                msg(&[7; 200]),
+                &["message of 200 bytes is above the limit of 128"],
+            ),
         ];
         for (max, bytes, frags) in cases {
             let peer = Peer::start(move |p| {
@@ -690,10 +927,18 @@ fn message_above_the_limit_is_too_large_then_state() {
             let conn = Conn::local(peer.port());
             conn.ok(conn.set_max_message(max));
             conn.ok(conn.connect(LONG_MS));
-            assert_eq!(conn.recv_ok(), vec![1; 128], "a message at the limit is fine");
+            assert_eq!(
+                conn.recv_ok(),
+                vec![1; 128],
+                "a message at the limit is fine"
+            );
             let rc = conn.recv(70_000, LONG_MS).unwrap_err();
             conn.expect(rc, ISO_E_TOO_LARGE, frags);
-            conn.expect(conn.recv(70_000, LONG_MS).unwrap_err(), ISO_E_STATE, &["not connected"]);
+            conn.expect(
+                conn.recv(70_000, LONG_MS).unwrap_err(),
+                ISO_E_STATE,
+                &["not connected"],
+            );
             assert_eq!(conn.check(), 0);
             assert!(peer.finish(), "max {max}: the connection was not closed");
         }
@@ -716,7 +961,11 @@ fn too_many_fragments_is_too_large() {
         assert_eq!(conn.recv_ok(), b"abcdefghi", "3 fragments are allowed");
         let rc = conn.recv(1024, LONG_MS).unwrap_err();
         conn.expect(rc, ISO_E_TOO_LARGE, &["more than 3 fragments"]);
-        conn.expect(conn.recv(1024, LONG_MS).unwrap_err(), ISO_E_STATE, &["not connected"]);
+        conn.expect(
+            conn.recv(1024, LONG_MS).unwrap_err(),
+            ISO_E_STATE,
+            &["not connected"],
+        );
         assert!(peer.finish());
     });
 }
@@ -738,7 +987,11 @@ fn empty_eot_dt_is_skipped_and_completes_fragments() {
             p.send(&funny);
         });
         assert_eq!(conn.recv_ok(), b"hello");
-        assert_eq!(conn.recv_ok(), b"ab", "an empty EOT DT completes the fragments");
+        assert_eq!(
+            conn.recv_ok(),
+            b"ab",
+            "an empty EOT DT completes the fragments"
+        );
         assert_eq!(conn.recv_ok(), b"end");
         // A lone funny packet is not a message.
         let rc = conn.recv(1024, 300).unwrap_err();
@@ -770,7 +1023,9 @@ fn slow_peer_dribbling_bytes_still_delivers_intact() {
 #[test]
 fn hundred_messages_in_one_write_come_out_in_order() {
     run(|| {
-        let msgs: Vec<Vec<u8>> = (0..100u32).map(|i| pattern(i, 1 + (i as usize * 37) % 700)).collect();
+        let msgs: Vec<Vec<u8>> = (0..100u32)
+            .map(|i| pattern(i, 1 + (i as usize * 37) % 700))
+            .collect();
         let m2 = msgs.clone();
         let (conn, peer) = connected(move |p| {
             let mut b = Vec::new();
@@ -817,7 +1072,10 @@ fn a_message_split_across_receive_timeouts_is_not_lost() {
             let rc = conn.recv(4096, 150).unwrap_err();
             let el = t.elapsed();
             conn.expect(rc, ISO_E_TIMEOUT, &["receive", "deadline passed"]);
-            assert!(el >= Duration::from_millis(145) && el < Duration::from_millis(450), "{what}: {el:?}");
+            assert!(
+                el >= Duration::from_millis(145) && el < Duration::from_millis(450),
+                "{what}: {el:?}"
+            );
             assert_eq!(conn.poll(0), 0, "{what}: nothing whole yet");
             assert_eq!(conn.check(), 1, "{what}");
         };
@@ -867,7 +1125,10 @@ fn poll_reports_one_only_for_a_whole_message() {
         let t = Instant::now();
         assert_eq!(conn.poll(120), 0);
         let el = t.elapsed();
-        assert!(el >= Duration::from_millis(115) && el < Duration::from_millis(420), "{el:?}");
+        assert!(
+            el >= Duration::from_millis(115) && el < Duration::from_millis(420),
+            "{el:?}"
+        );
         tx.send(()).unwrap();
         assert_eq!(conn.poll(LONG_MS), 1);
         assert_eq!(conn.poll(0), 1, "poll consumes nothing");
@@ -893,7 +1154,11 @@ fn buffer_too_small_reports_the_size_and_keeps_the_message() {
             for cap in [0usize, 1, m.len() - 1] {
                 let mut buf = vec![0xEEu8; cap];
                 let (rc, n) = conn.recv_into(&mut buf, LONG_MS);
-                conn.expect(rc, ISO_E_BUFFER_TOO_SMALL, &["too small", &format!("{}-byte message", m.len())]);
+                conn.expect(
+                    rc,
+                    ISO_E_BUFFER_TOO_SMALL,
+                    &["too small", &format!("{}-byte message", m.len())],
+                );
                 assert_eq!(n, m.len(), "{name}: *out_len is the size needed");
                 assert!(buf.iter().all(|&b| b == 0xEE), "{name}: nothing copied");
             }
@@ -921,7 +1186,10 @@ fn buffered_messages_survive_the_peer_closing() {
         peer.finish();
         let t = Instant::now();
         while conn.check() != 0 {
-            assert!(t.elapsed() < Duration::from_secs(3), "iso_check_connection never saw the close");
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "iso_check_connection never saw the close"
+            );
             thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(conn.poll(0), 1);
@@ -929,12 +1197,20 @@ fn buffered_messages_survive_the_peer_closing() {
         assert_eq!(conn.check(), 0);
         assert_eq!(conn.recv_ok(), b"two, in fragments");
         assert_eq!(conn.recv_ok(), b"three");
-        conn.expect(conn.recv(1024, LONG_MS).unwrap_err(), ISO_E_CLOSED, &["closed by peer"]);
+        conn.expect(
+            conn.recv(1024, LONG_MS).unwrap_err(),
+            ISO_E_CLOSED,
+            &["closed by peer"],
+        );
         conn.expect(conn.poll(LONG_MS), ISO_E_CLOSED, &["closed by peer"]);
         assert_eq!(conn.check(), 0);
         // Disconnect and the handle is idle again.
         conn.ok(conn.disconnect());
-        conn.expect(conn.recv(1024, 0).unwrap_err(), ISO_E_STATE, &["not connected"]);
+        conn.expect(
+            conn.recv(1024, 0).unwrap_err(),
+            ISO_E_STATE,
+            &["not connected"],
+        );
     });
 }
 
@@ -956,7 +1232,10 @@ fn null_arguments_are_invalid() {
         let mut out: *mut c::iso_conn = 0x1 as *mut _;
         assert_null(c::iso_create(std::ptr::null(), 102, &mut out), "host");
         assert!(out.is_null(), "*out is NULL after a failed iso_create");
-        assert_null(c::iso_create(host.as_ptr(), 102, std::ptr::null_mut()), "out");
+        assert_null(
+            c::iso_create(host.as_ptr(), 102, std::ptr::null_mut()),
+            "out",
+        );
         c::iso_destroy(std::ptr::null_mut());
 
         let byte = [1u8, 2];
@@ -965,10 +1244,16 @@ fn null_arguments_are_invalid() {
         let mut len = 0usize;
         let mut buf = [0u8; 16];
         assert_null(c::iso_set_tsap(null_conn, 1, 2), "conn");
-        assert_null(c::iso_set_tsap_bytes(null_conn, byte.as_ptr(), 2, byte.as_ptr(), 2), "conn");
+        assert_null(
+            c::iso_set_tsap_bytes(null_conn, byte.as_ptr(), 2, byte.as_ptr(), 2),
+            "conn",
+        );
         assert_null(c::iso_set_tpdu_size(null_conn, 1024), "conn");
         assert_null(c::iso_set_routing(null_conn, 1, 0, 2), "conn");
-        assert_null(c::iso_set_routing_s7(null_conn, 1, 2, byte.as_ptr(), 1, 1, 0, 2), "conn");
+        assert_null(
+            c::iso_set_routing_s7(null_conn, 1, 2, byte.as_ptr(), 1, 1, 0, 2),
+            "conn",
+        );
         assert_null(c::iso_set_send_timeout(null_conn, 10), "conn");
         assert_null(c::iso_set_max_message(null_conn, 1000), "conn");
         assert_null(c::iso_set_max_fragments(null_conn, 10), "conn");
@@ -976,45 +1261,94 @@ fn null_arguments_are_invalid() {
         assert_null(c::iso_connect(null_conn, 10), "conn");
         assert_null(c::iso_send(null_conn, byte.as_ptr(), 2), "conn");
         assert_null(c::iso_poll(null_conn, 0), "conn");
-        assert_null(c::iso_recv(null_conn, buf.as_mut_ptr(), 16, &mut len, 0), "conn");
+        assert_null(
+            c::iso_recv(null_conn, buf.as_mut_ptr(), 16, &mut len, 0),
+            "conn",
+        );
         assert_null(c::iso_check_connection(null_conn), "conn");
         assert_null(c::iso_disconnect(null_conn), "conn");
         assert_null(c::iso_get_tpdu_size(null_conn, &mut u32v), "conn");
         assert_null(c::iso_get_fd(null_conn, &mut i64v), "conn");
-        assert_null(c::iso_get_remote_tsap(null_conn, buf.as_mut_ptr(), 16, &mut len), "conn");
-        assert_null(c::iso_get_calling_tsap(null_conn, buf.as_mut_ptr(), 16, &mut len), "conn");
+        assert_null(
+            c::iso_get_remote_tsap(null_conn, buf.as_mut_ptr(), 16, &mut len),
+            "conn",
+        );
+        assert_null(
+            c::iso_get_calling_tsap(null_conn, buf.as_mut_ptr(), 16, &mut len),
+            "conn",
+        );
         let mut needed = 0usize;
-        assert_null(c::iso_last_error(null_conn, buf.as_mut_ptr().cast(), 16, &mut needed), "conn");
+        assert_null(
+            c::iso_last_error(null_conn, buf.as_mut_ptr().cast(), 16, &mut needed),
+            "conn",
+        );
         assert_null(c::iso_s7_tsap(1, 0, 2, std::ptr::null_mut()), "out");
 
         // Other pointers, on a connected handle so that the state check cannot hide them.
         let (conn, peer) = connected(|_| {});
         let p = conn.raw();
-        assert_null(c::iso_set_tsap_bytes(std::ptr::null_mut(), std::ptr::null(), 2, byte.as_ptr(), 2), "conn");
+        assert_null(
+            c::iso_set_tsap_bytes(std::ptr::null_mut(), std::ptr::null(), 2, byte.as_ptr(), 2),
+            "conn",
+        );
         assert_null(c::iso_send(p, std::ptr::null(), 2), "data");
         assert_null(c::iso_send(p, std::ptr::null(), 0), "data");
         assert_null(c::iso_recv(p, std::ptr::null_mut(), 16, &mut len, 0), "buf");
         assert_null(c::iso_recv(p, std::ptr::null_mut(), 0, &mut len, 0), "buf");
-        assert_null(c::iso_recv(p, buf.as_mut_ptr(), 16, std::ptr::null_mut(), 0), "out_len");
+        assert_null(
+            c::iso_recv(p, buf.as_mut_ptr(), 16, std::ptr::null_mut(), 0),
+            "out_len",
+        );
         assert_null(c::iso_get_tpdu_size(p, std::ptr::null_mut()), "out");
         assert_null(c::iso_get_fd(p, std::ptr::null_mut()), "out");
-        assert_null(c::iso_get_remote_tsap(p, std::ptr::null_mut(), 16, &mut len), "buf");
-        assert_null(c::iso_get_remote_tsap(p, buf.as_mut_ptr(), 16, std::ptr::null_mut()), "out_len");
-        assert_null(c::iso_get_calling_tsap(p, std::ptr::null_mut(), 16, &mut len), "buf");
-        assert_null(c::iso_get_calling_tsap(p, buf.as_mut_ptr(), 16, std::ptr::null_mut()), "out_len");
-        assert_eq!(conn.check(), 1, "NULL arguments did not disturb the connection");
+        assert_null(
+            c::iso_get_remote_tsap(p, std::ptr::null_mut(), 16, &mut len),
+            "buf",
+        );
+        assert_null(
+            c::iso_get_remote_tsap(p, buf.as_mut_ptr(), 16, std::ptr::null_mut()),
+            "out_len",
+        );
+        assert_null(
+            c::iso_get_calling_tsap(p, std::ptr::null_mut(), 16, &mut len),
+            "buf",
+        );
+        assert_null(
+            c::iso_get_calling_tsap(p, buf.as_mut_ptr(), 16, std::ptr::null_mut()),
+            "out_len",
+        );
+        assert_eq!(
+            conn.check(),
+            1,
+            "NULL arguments did not disturb the connection"
+        );
         drop(conn);
         peer.finish();
 
         // Setter pointer arguments on an idle handle.
         let conn = Conn::local(102);
         let p = conn.raw();
-        assert_null(c::iso_set_tsap_bytes(p, std::ptr::null(), 2, byte.as_ptr(), 2), "local");
-        assert_null(c::iso_set_tsap_bytes(p, byte.as_ptr(), 2, std::ptr::null(), 2), "remote");
-        assert_null(c::iso_set_routing_s7(p, 1, 2, std::ptr::null(), 1, 1, 0, 2), "dest_addr");
+        assert_null(
+            c::iso_set_tsap_bytes(p, std::ptr::null(), 2, byte.as_ptr(), 2),
+            "local",
+        );
+        assert_null(
+            c::iso_set_tsap_bytes(p, byte.as_ptr(), 2, std::ptr::null(), 2),
+            "remote",
+        );
+        assert_null(
+            c::iso_set_routing_s7(p, 1, 2, std::ptr::null(), 1, 1, 0, 2),
+            "dest_addr",
+        );
         // iso_last_error and iso_thread_last_error accept NULL outputs.
-        assert_eq!(c::iso_last_error(p, std::ptr::null_mut(), 0, std::ptr::null_mut()), ISO_E_BUFFER_TOO_SMALL);
-        assert_eq!(c::iso_thread_last_error(std::ptr::null_mut(), 0, std::ptr::null_mut()), ISO_E_BUFFER_TOO_SMALL);
+        assert_eq!(
+            c::iso_last_error(p, std::ptr::null_mut(), 0, std::ptr::null_mut()),
+            ISO_E_BUFFER_TOO_SMALL
+        );
+        assert_eq!(
+            c::iso_thread_last_error(std::ptr::null_mut(), 0, std::ptr::null_mut()),
+            ISO_E_BUFFER_TOO_SMALL
+        );
     });
 }
 
@@ -1022,14 +1356,38 @@ fn null_arguments_are_invalid() {
 fn calls_in_the_wrong_state_are_state_errors() {
     run(|| {
         let conn = Conn::local(closed_port());
-        conn.expect(conn.send(b"x"), ISO_E_STATE, &["not connected", "iso_connect"]);
-        conn.expect(conn.recv(16, 0).unwrap_err(), ISO_E_STATE, &["not connected"]);
-        conn.expect(conn.recv(16, 100).unwrap_err(), ISO_E_STATE, &["not connected"]);
+        conn.expect(
+            conn.send(b"x"),
+            ISO_E_STATE,
+            &["not connected", "iso_connect"],
+        );
+        conn.expect(
+            conn.recv(16, 0).unwrap_err(),
+            ISO_E_STATE,
+            &["not connected"],
+        );
+        conn.expect(
+            conn.recv(16, 100).unwrap_err(),
+            ISO_E_STATE,
+            &["not connected"],
+        );
         conn.expect(conn.poll(100), ISO_E_STATE, &["not connected"]);
-        conn.expect(conn.tpdu_size().unwrap_err(), ISO_E_STATE, &["not connected"]);
+        conn.expect(
+            conn.tpdu_size().unwrap_err(),
+            ISO_E_STATE,
+            &["not connected"],
+        );
         conn.expect(conn.fd().unwrap_err(), ISO_E_STATE, &["not connected"]);
-        conn.expect(conn.remote_tsap().unwrap_err(), ISO_E_STATE, &["not connected"]);
-        conn.expect(conn.calling_tsap().unwrap_err(), ISO_E_STATE, &["not connected"]);
+        conn.expect(
+            conn.remote_tsap().unwrap_err(),
+            ISO_E_STATE,
+            &["not connected"],
+        );
+        conn.expect(
+            conn.calling_tsap().unwrap_err(),
+            ISO_E_STATE,
+            &["not connected"],
+        );
         assert_eq!(conn.check(), 0);
         conn.ok(conn.disconnect());
         drop(conn);
@@ -1069,30 +1427,82 @@ fn invalid_values_are_refused_and_change_nothing() {
         let conn = Conn::local(peer.port());
         conn.ok(conn.set_tsap(0x0200, 0x0201));
         for size in [0u32, 64, 100, 1000, 16384, 65536, u32::MAX] {
-            conn.expect(conn.set_tpdu_size(size), ISO_E_INVALID, &["TPDU size", &size.to_string()]);
+            conn.expect(
+                conn.set_tpdu_size(size),
+                ISO_E_INVALID,
+                &["TPDU size", &size.to_string()],
+            );
         }
         for size in [128u32, 256, 512, 2048, 4096, 8192, 1024] {
             conn.ok(conn.set_tpdu_size(size));
         }
-        conn.expect(conn.set_tsap_bytes(&[], &[1]), ISO_E_INVALID, &["TSAP length 0"]);
-        conn.expect(conn.set_tsap_bytes(&[1], &[]), ISO_E_INVALID, &["TSAP length 0"]);
-        conn.expect(conn.set_tsap_bytes(&[1; 33], &[1]), ISO_E_INVALID, &["TSAP length 33"]);
-        conn.expect(conn.set_tsap_bytes(&[1], &[1; 33]), ISO_E_INVALID, &["TSAP length 33"]);
+        conn.expect(
+            conn.set_tsap_bytes(&[], &[1]),
+            ISO_E_INVALID,
+            &["TSAP length 0"],
+        );
+        conn.expect(
+            conn.set_tsap_bytes(&[1], &[]),
+            ISO_E_INVALID,
+            &["TSAP length 0"],
+        );
+        conn.expect(
+            conn.set_tsap_bytes(&[1; 33], &[1]),
+            ISO_E_INVALID,
+            &["TSAP length 33"],
+        );
+        conn.expect(
+            conn.set_tsap_bytes(&[1], &[1; 33]),
+            ISO_E_INVALID,
+            &["TSAP length 33"],
+        );
         for bytes in [0u32, 127, 16_777_217, u32::MAX] {
-            conn.expect(conn.set_max_message(bytes), ISO_E_INVALID, &["maximum message", &bytes.to_string()]);
+            conn.expect(
+                conn.set_max_message(bytes),
+                ISO_E_INVALID,
+                &["maximum message", &bytes.to_string()],
+            );
         }
         conn.ok(conn.set_max_message(128));
         conn.ok(conn.set_max_message(16_777_216));
         conn.ok(conn.set_max_message(65_536));
-        conn.expect(conn.set_max_fragments(0), ISO_E_INVALID, &["fragment limit 0"]);
-        conn.expect(conn.set_max_fragments(1_048_577), ISO_E_INVALID, &["fragment limit"]);
-        conn.expect(conn.set_keepalive(1, 0, 10, 3), ISO_E_INVALID, &["keep-alive"]);
-        conn.expect(conn.set_keepalive(1, 60, 10, 32768), ISO_E_INVALID, &["keep-alive"]);
+        conn.expect(
+            conn.set_max_fragments(0),
+            ISO_E_INVALID,
+            &["fragment limit 0"],
+        );
+        conn.expect(
+            conn.set_max_fragments(1_048_577),
+            ISO_E_INVALID,
+            &["fragment limit"],
+        );
+        conn.expect(
+            conn.set_keepalive(1, 0, 10, 3),
+            ISO_E_INVALID,
+            &["keep-alive"],
+        );
+        conn.expect(
+            conn.set_keepalive(1, 60, 10, 32768),
+            ISO_E_INVALID,
+            &["keep-alive"],
+        );
         conn.expect(conn.set_routing(1, 8, 0), ISO_E_INVALID, &["rack 8"]);
         conn.expect(conn.set_routing(1, 0, 32), ISO_E_INVALID, &["slot 32"]);
-        conn.expect(conn.set_routing_s7(1, 2, &[], 1, 0, 2), ISO_E_INVALID, &["address length 0"]);
-        conn.expect(conn.set_routing_s7(1, 2, &[0; 17], 1, 0, 2), ISO_E_INVALID, &["address length 17"]);
-        conn.expect(conn.set_routing_s7(1, 2, &[2], 1, 8, 2), ISO_E_INVALID, &["rack 8"]);
+        conn.expect(
+            conn.set_routing_s7(1, 2, &[], 1, 0, 2),
+            ISO_E_INVALID,
+            &["address length 0"],
+        );
+        conn.expect(
+            conn.set_routing_s7(1, 2, &[0; 17], 1, 0, 2),
+            ISO_E_INVALID,
+            &["address length 17"],
+        );
+        conn.expect(
+            conn.set_routing_s7(1, 2, &[2], 1, 8, 2),
+            ISO_E_INVALID,
+            &["rack 8"],
+        );
         let mut t = 0u16;
         // SAFETY: valid out pointer.
         unsafe {
@@ -1107,7 +1517,10 @@ fn invalid_values_are_refused_and_change_nothing() {
         // None of the refused calls changed the CR.
         conn.ok(conn.connect(LONG_MS));
         drop(conn);
-        assert_eq!(peer.finish(), hex("03 00 00 16 11 E0 00 00 00 01 00 C1 02 02 00 C2 02 02 01 C0 01 0A"));
+        assert_eq!(
+            peer.finish(),
+            hex("03 00 00 16 11 E0 00 00 00 01 00 C1 02 02 00 C2 02 02 01 C0 01 0A")
+        );
     });
 }
 
@@ -1119,7 +1532,11 @@ fn empty_and_oversized_sends() {
             |p| p.read_message().map(|m| m.0),
         );
         conn.expect(conn.send(&[]), ISO_E_INVALID, &["empty message"]);
-        conn.expect(conn.send(&[0; 129]), ISO_E_TOO_LARGE, &["129 bytes", "maximum message size of 128"]);
+        conn.expect(
+            conn.send(&[0; 129]),
+            ISO_E_TOO_LARGE,
+            &["129 bytes", "maximum message size of 128"],
+        );
         assert_eq!(conn.check(), 1, "refused sends leave the connection intact");
         conn.ok(conn.send(&[5; 128]));
         drop(conn);
@@ -1149,7 +1566,11 @@ fn strerror_covers_every_code() {
         ISO_E_PANIC,
         ISO_E_POISONED,
     ];
-    assert_eq!(codes.to_vec(), (-14..=0).rev().collect::<Vec<i32>>(), "codes are stable");
+    assert_eq!(
+        codes.to_vec(),
+        (-14..=0).rev().collect::<Vec<i32>>(),
+        "codes are stable"
+    );
     let texts: Vec<String> = codes.iter().map(|&c| strerror(c)).collect();
     for (c, t) in codes.iter().zip(&texts) {
         assert!(!t.is_empty() && !t.contains("unknown"), "{c}: {t:?}");
@@ -1159,10 +1580,17 @@ fn strerror_covers_every_code() {
     uniq.dedup();
     assert_eq!(uniq.len(), texts.len(), "every code has its own text");
     for unknown in [1, -15, 100, i32::MIN, i32::MAX] {
-        assert!(strerror(unknown).contains("unknown"), "{unknown}: {:?}", strerror(unknown));
+        assert!(
+            strerror(unknown).contains("unknown"),
+            "{unknown}: {:?}",
+            strerror(unknown)
+        );
     }
     // Static: the same pointer every time.
-    assert_eq!(isotcp::ffi::codes::iso_strerror(-7), isotcp::ffi::codes::iso_strerror(-7));
+    assert_eq!(
+        isotcp::ffi::codes::iso_strerror(-7),
+        isotcp::ffi::codes::iso_strerror(-7)
+    );
 }
 
 #[test]
@@ -1188,18 +1616,36 @@ fn last_error_size_query_and_truncation() {
         assert_eq!(small[4], 0, "truncated text is NUL-terminated");
 
         let mut one = [0x55u8; 1];
-        assert_eq!(c::iso_last_error(p, one.as_mut_ptr().cast(), 1, &mut needed), ISO_E_BUFFER_TOO_SMALL);
+        assert_eq!(
+            c::iso_last_error(p, one.as_mut_ptr().cast(), 1, &mut needed),
+            ISO_E_BUFFER_TOO_SMALL
+        );
         assert_eq!(one[0], 0);
 
         let mut exact = vec![0x55u8; full.len() + 1];
-        assert_eq!(c::iso_last_error(p, exact.as_mut_ptr().cast(), exact.len(), std::ptr::null_mut()), ISO_OK);
+        assert_eq!(
+            c::iso_last_error(
+                p,
+                exact.as_mut_ptr().cast(),
+                exact.len(),
+                std::ptr::null_mut()
+            ),
+            ISO_OK
+        );
         assert_eq!(&exact[..full.len()], full.as_bytes());
         assert_eq!(exact[full.len()], 0);
 
         // Same for the thread's last error.
         let mut tneeded = 0usize;
-        assert_eq!(c::iso_thread_last_error(std::ptr::null_mut(), 0, &mut tneeded), ISO_E_BUFFER_TOO_SMALL);
-        assert_eq!(tneeded, full.len() + 1, "the thread's last error is the same message");
+        assert_eq!(
+            c::iso_thread_last_error(std::ptr::null_mut(), 0, &mut tneeded),
+            ISO_E_BUFFER_TOO_SMALL
+        );
+        assert_eq!(
+            tneeded,
+            full.len() + 1,
+            "the thread's last error is the same message"
+        );
 
         // Successful calls do not clear the message.
         conn.ok(conn.set_tpdu_size(512));
@@ -1211,8 +1657,14 @@ fn last_error_size_query_and_truncation() {
 fn thread_last_error_after_a_failed_create() {
     run(|| {
         let h = thread::spawn(|| {
-            assert_eq!(thread_last_error(), "no error", "a fresh thread has no error");
-            let (rc, m) = Conn::try_create("no such host!", 102).err().expect("iso_create must fail");
+            assert_eq!(
+                thread_last_error(),
+                "no error",
+                "a fresh thread has no error"
+            );
+            let (rc, m) = Conn::try_create("no such host!", 102)
+                .err()
+                .expect("iso_create must fail");
             assert_code_msg(rc, ISO_E_INVALID, &m, &["no such host!"]);
             m
         });
@@ -1241,8 +1693,14 @@ fn disconnect_wakes(wait: fn(&Conn) -> i32) {
     let (rc, el) = waiter.join().unwrap();
     let woke = t.elapsed();
     conn.expect(rc, ISO_E_STATE, &["closed by iso_disconnect"]);
-    assert!(el >= Duration::from_millis(150), "returned before the disconnect: {el:?}");
-    assert!(woke < Duration::from_millis(500), "woke {woke:?} after the disconnect");
+    assert!(
+        el >= Duration::from_millis(150),
+        "returned before the disconnect: {el:?}"
+    );
+    assert!(
+        woke < Duration::from_millis(500),
+        "woke {woke:?} after the disconnect"
+    );
     assert_eq!(conn.check(), 0);
     // The peer sees the connection closed.
     drop(conn);
@@ -1283,7 +1741,12 @@ fn concurrent_send_and_receive_of_2000_echoed_messages() {
             thread::spawn(move || {
                 for i in 0..N {
                     let rc = c2.send(&pattern(i, size(i)));
-                    assert!(rc == ISO_OK, "send {i}: {} {}", code_name(rc), c2.last_error());
+                    assert!(
+                        rc == ISO_OK,
+                        "send {i}: {} {}",
+                        code_name(rc),
+                        c2.last_error()
+                    );
                 }
             })
         };
@@ -1291,7 +1754,9 @@ fn concurrent_send_and_receive_of_2000_echoed_messages() {
             let c2 = conn.clone();
             thread::spawn(move || {
                 for i in 0..N {
-                    let got = c2.recv(4096, LONG_MS).unwrap_or_else(|rc| panic!("recv {i}: {} {}", code_name(rc), c2.last_error()));
+                    let got = c2.recv(4096, LONG_MS).unwrap_or_else(|rc| {
+                        panic!("recv {i}: {} {}", code_name(rc), c2.last_error())
+                    });
                     assert!(got == pattern(i, size(i)), "message {i} differs");
                 }
             })
@@ -1311,16 +1776,25 @@ fn panic_at_the_boundary_poisons_the_handle() {
     run(|| {
         let (conn, peer) = connected(|_| {});
         let p = conn.raw();
-        let rc = isotcp::ffi::boundary::with_handle(p as *const c::iso_conn, "conn", false, |_| -> Result<i32, isotcp::Error> {
-            panic!("boom")
-        });
+        let rc = unsafe {
+            isotcp::ffi::boundary::with_handle(
+                p as *const c::iso_conn,
+                "conn",
+                false,
+                |_| -> Result<i32, isotcp::Error> { panic!("boom") },
+            )
+        };
         assert_eq!(rc, ISO_E_PANIC);
         let m = conn.last_error();
         assert!(m.contains("boom") && m.contains("poisoned"), "{m}");
         assert!(thread_last_error().contains("boom"));
 
         let poisoned = |rc: i32, what: &str| {
-            assert!(rc == ISO_E_POISONED, "{what}: expected ISO_E_POISONED, got {}", code_name(rc));
+            assert!(
+                rc == ISO_E_POISONED,
+                "{what}: expected ISO_E_POISONED, got {}",
+                code_name(rc)
+            );
         };
         poisoned(conn.send(b"x"), "send");
         poisoned(conn.recv(16, 0).unwrap_err(), "recv");
@@ -1391,8 +1865,14 @@ fn a_long_cc_is_accepted_even_with_the_smallest_message_limit() {
         assert_eq!(answer.len(), 259);
         assert_eq!(answer[4], 254, "LI");
         for max in [128u32, 65_536] {
-            let (conn, rc, peer) = connect_answered(answer.clone(), |c| c.ok(c.set_max_message(max)));
-            assert!(rc == ISO_OK, "max message {max}: {} {}", code_name(rc), conn.last_error());
+            let (conn, rc, peer) =
+                connect_answered(answer.clone(), |c| c.ok(c.set_max_message(max)));
+            assert!(
+                rc == ISO_OK,
+                "max message {max}: {} {}",
+                code_name(rc),
+                conn.last_error()
+            );
             assert_eq!(conn.tpdu_size(), Ok(1024));
             drop(conn);
             peer.finish();
@@ -1418,7 +1898,10 @@ fn connect_deadline_holds_while_the_cc_trickles_in() {
         let rc = conn.connect(400);
         let el = t.elapsed();
         conn.expect(rc, ISO_E_TIMEOUT, &["COTP CC", "deadline passed"]);
-        assert!(el >= Duration::from_millis(390) && el < Duration::from_millis(700), "{el:?}");
+        assert!(
+            el >= Duration::from_millis(390) && el < Duration::from_millis(700),
+            "{el:?}"
+        );
         drop(conn);
         peer.finish();
     });
@@ -1442,7 +1925,10 @@ fn receive_deadline_holds_while_a_message_trickles_in() {
         let rc = conn.recv(1024, 300).unwrap_err();
         let el = t.elapsed();
         conn.expect(rc, ISO_E_TIMEOUT, &["deadline passed"]);
-        assert!(el >= Duration::from_millis(295) && el < Duration::from_millis(600), "{el:?}");
+        assert!(
+            el >= Duration::from_millis(295) && el < Duration::from_millis(600),
+            "{el:?}"
+        );
         // And nothing was lost: the rest arrives and the message is whole.
         assert_eq!(conn.recv_ok(), m);
         drop(conn);
@@ -1455,7 +1941,9 @@ fn receive_deadline_holds_while_a_message_trickles_in() {
 fn stalled_peer() -> (Peer<()>, mpsc::Sender<()>) {
     let (tx, rx) = mpsc::channel::<()>();
     let peer = Peer::start(move |p| {
-        socket2::SockRef::from(&p.stream).set_recv_buffer_size(4096).unwrap();
+        socket2::SockRef::from(&p.stream)
+            .set_recv_buffer_size(4096)
+            .unwrap();
         p.accept();
         let _ = rx.recv_timeout(PEER_PATIENCE);
     });
@@ -1475,9 +1963,16 @@ fn send_timeout_after_part_of_a_message_closes_the_connection() {
         let rc = conn.send(&big);
         let el = t.elapsed();
         conn.expect(rc, ISO_E_TIMEOUT, &["send stopped after", "closed"]);
-        assert!(el >= Duration::from_millis(295) && el < Duration::from_millis(800), "{el:?}");
+        assert!(
+            el >= Duration::from_millis(295) && el < Duration::from_millis(800),
+            "{el:?}"
+        );
         assert_eq!(conn.check(), 0);
-        conn.expect(conn.send(b"x"), ISO_E_STATE, &["not connected", "send stopped after"]);
+        conn.expect(
+            conn.send(b"x"),
+            ISO_E_STATE,
+            &["not connected", "send stopped after"],
+        );
         go.send(()).unwrap();
         peer.finish();
     });
@@ -1498,7 +1993,11 @@ fn disconnect_wakes_a_blocked_sender() {
         let t = Instant::now();
         conn.ok(conn.disconnect());
         let rc = sender.join().unwrap();
-        assert!(t.elapsed() < Duration::from_millis(500), "sender woke after {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "sender woke after {:?}",
+            t.elapsed()
+        );
         conn.expect(rc, ISO_E_STATE, &["closed by iso_disconnect"]);
         go.send(()).unwrap();
         drop(conn);
@@ -1527,7 +2026,10 @@ fn two_concurrent_receivers_share_the_messages_without_loss_or_duplication() {
                 let (c2, g2) = (conn.clone(), got.clone());
                 thread::spawn(move || loop {
                     match c2.recv(16, 300) {
-                        Ok(m) => g2.lock().unwrap().push(u32::from_be_bytes(m.try_into().unwrap())),
+                        Ok(m) => g2
+                            .lock()
+                            .unwrap()
+                            .push(u32::from_be_bytes(m.try_into().unwrap())),
                         Err(ISO_E_TIMEOUT) if g2.lock().unwrap().len() as u32 == N => return,
                         Err(ISO_E_TIMEOUT) => {}
                         Err(rc) => panic!("recv: {}", code_name(rc)),
@@ -1563,7 +2065,11 @@ fn after_the_peer_closes_disconnect_then_connect_works() {
         let conn = Conn::local(peer.port());
         conn.ok(conn.connect(LONG_MS));
         assert_eq!(conn.recv_ok(), b"bye");
-        conn.expect(conn.recv(16, LONG_MS).unwrap_err(), ISO_E_CLOSED, &["closed by peer"]);
+        conn.expect(
+            conn.recv(16, LONG_MS).unwrap_err(),
+            ISO_E_CLOSED,
+            &["closed by peer"],
+        );
         conn.expect(conn.send(b"x"), ISO_E_CLOSED, &["closed by peer"]);
         conn.ok(conn.disconnect());
         conn.ok(conn.connect(LONG_MS));
@@ -1587,7 +2093,11 @@ fn messages_exactly_at_the_limit_are_delivered() {
             },
         );
         assert_eq!(conn.recv_ok(), vec![1; 1000], "one DT of exactly the limit");
-        assert_eq!(conn.recv_ok(), vec![2; 1000], "4 fragments summing to the limit");
+        assert_eq!(
+            conn.recv_ok(),
+            vec![2; 1000],
+            "4 fragments summing to the limit"
+        );
         assert_eq!(conn.recv_ok(), vec![3; 1000], "1000 one-byte fragments");
         assert_eq!(conn.check(), 1);
         drop(conn);
@@ -1618,7 +2128,11 @@ fn a_dribbled_cc_and_a_dr_right_after_the_cc() {
         answer.extend(dr(0x80));
         let (conn, rc, peer) = connect_answered(answer, |_| {});
         conn.ok(rc);
-        conn.expect(conn.recv(16, LONG_MS).unwrap_err(), ISO_E_CLOSED, &["DR", "reason 0x80"]);
+        conn.expect(
+            conn.recv(16, LONG_MS).unwrap_err(),
+            ISO_E_CLOSED,
+            &["DR", "reason 0x80"],
+        );
         assert_eq!(conn.check(), 0);
         drop(conn);
         peer.finish();

@@ -16,10 +16,20 @@ use isotcp::ffi::conn::*;
 use isotcp::ffi::listener::*;
 
 fn tools_present() -> bool {
-    let ok = |t: &str| Command::new(t).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = |t: &str| {
+        Command::new(t)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     let present = ok("dumpcap") && ok("tshark");
     if !present {
-        assert!(std::env::var("ISOTCP_REQUIRE_TSHARK").as_deref() != Ok("1"), "dumpcap/tshark missing but ISOTCP_REQUIRE_TSHARK=1");
+        assert!(
+            std::env::var("ISOTCP_REQUIRE_TSHARK").as_deref() != Ok("1"),
+            "dumpcap/tshark missing but ISOTCP_REQUIRE_TSHARK=1"
+        );
         eprintln!("SKIP: dumpcap/tshark not installed");
     }
     present
@@ -32,7 +42,8 @@ struct Capture {
 
 impl Capture {
     fn start(port: u16) -> Capture {
-        let file = std::env::temp_dir().join(format!("isotcp-{}-{port}.pcapng", std::process::id()));
+        let file =
+            std::env::temp_dir().join(format!("isotcp-{}-{port}.pcapng", std::process::id()));
         let mut child = Command::new("dumpcap")
             .args(["-i", "lo", "-q", "-f", &format!("tcp port {port}"), "-w"])
             .arg(&file)
@@ -48,7 +59,10 @@ impl Capture {
             match lines.next() {
                 Some(Ok(l)) if l.contains("Capturing on") => break,
                 Some(Ok(l)) => eprintln!("dumpcap: {l}"),
-                _ => panic!("dumpcap did not start capturing (after {:?})", started.elapsed()),
+                _ => panic!(
+                    "dumpcap did not start capturing (after {:?})",
+                    started.elapsed()
+                ),
             }
         }
         std::thread::spawn(move || lines.for_each(drop));
@@ -74,18 +88,27 @@ fn tshark(file: &std::path::Path, port: u16, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("tshark runs");
-    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect()
 }
 
 fn recv(c: *mut iso_conn) -> Vec<u8> {
     let mut buf = vec![0u8; 65536];
     let mut n = 0;
-    assert_eq!(unsafe { iso_recv(c, buf.as_mut_ptr(), buf.len(), &mut n, 3000) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_recv(c, buf.as_mut_ptr(), buf.len(), &mut n, 3000) },
+        ISO_OK
+    );
     buf.truncate(n);
     buf
 }
@@ -97,10 +120,13 @@ fn send(c: *mut iso_conn, m: &[u8]) {
 /// Connects a client configured by `setup` to the listener; returns (client, accepted).
 fn pair(l: *mut iso_listener, port: u16, setup: impl FnOnce(*mut iso_conn)) -> (usize, usize) {
     let mut c = null_mut();
-    assert_eq!(unsafe { iso_create(c"127.0.0.1".as_ptr(), port, &mut c) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_create(c"127.0.0.1".as_ptr(), port, &mut c) },
+        ISO_OK
+    );
     setup(c);
     let cp = c as usize;
-    let t = std::thread::spawn(move || iso_connect(cp as *mut iso_conn, 3000));
+    let t = std::thread::spawn(move || unsafe { iso_connect(cp as *mut iso_conn, 3000) });
     let mut s = null_mut();
     assert_eq!(unsafe { iso_accept(l, 3000, &mut s) }, ISO_OK);
     assert_eq!(t.join().unwrap(), ISO_OK);
@@ -126,20 +152,29 @@ fn wireshark_decodes_every_frame_cleanly_and_sees_our_fields() {
         return;
     }
     let mut l = null_mut();
-    assert_eq!(unsafe { iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l) },
+        ISO_OK
+    );
     let mut port = 0;
     unsafe { iso_listener_port(l, &mut port) };
     let capture = Capture::start(port);
 
     // Connection 1: TPDU 256, numeric TSAPs; S7 setup, a segmented write, a segmented read answer.
     let (c, s) = pair(l, port, |c| {
-        assert_eq!(iso_set_tpdu_size(c, 256), ISO_OK);
-        assert_eq!(iso_set_tsap(c, 0x0100, 0x0102), ISO_OK);
+        assert_eq!(unsafe { iso_set_tpdu_size(c, 256) }, ISO_OK);
+        assert_eq!(unsafe { iso_set_tsap(c, 0x0100, 0x0102) }, ISO_OK);
     });
     let (c, s) = (c as *mut iso_conn, s as *mut iso_conn);
-    send(c, &hex("32 01 00 00 00 00 00 08 00 00 F0 00 00 01 00 01 01 E0"));
+    send(
+        c,
+        &hex("32 01 00 00 00 00 00 08 00 00 F0 00 00 01 00 01 01 E0"),
+    );
     assert_eq!(recv(s).len(), 18);
-    send(s, &hex("32 03 00 00 00 00 00 08 00 00 00 00 F0 00 00 01 00 01 01 E0"));
+    send(
+        s,
+        &hex("32 03 00 00 00 00 00 08 00 00 00 00 F0 00 00 01 00 01 01 E0"),
+    );
     assert_eq!(recv(c).len(), 20);
     let payload: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
     let write = s7_write(&payload);
@@ -148,7 +183,10 @@ fn wireshark_decodes_every_frame_cleanly_and_sees_our_fields() {
     assert_eq!(recv(s), write);
     send(s, &hex("32 03 00 00 00 02 00 02 00 01 00 00 05 01 FF"));
     assert_eq!(recv(c).len(), 15);
-    send(c, &hex("32 01 00 00 00 03 00 0E 00 00 04 01 12 0A 10 02 01 90 00 01 84 00 03 20"));
+    send(
+        c,
+        &hex("32 01 00 00 00 03 00 0E 00 00 04 01 12 0A 10 02 01 90 00 01 84 00 03 20"),
+    );
     assert_eq!(recv(s).len(), 24);
     let mut answer = hex("32 03 00 00 00 03 00 02 01 94 00 00 04 01 FF 04 0C 80");
     answer.extend((100..500u32).map(|i| i as u8));
@@ -162,7 +200,10 @@ fn wireshark_decodes_every_frame_cleanly_and_sees_our_fields() {
 
     // Connection 2: an S7CommPlus-style string TSAP and the default TPDU.
     let (c, s) = pair(l, port, |c| unsafe {
-        assert_eq!(iso_set_tsap_bytes(c, [6u8, 0].as_ptr(), 2, b"SIMATIC-ROOT-HMI".as_ptr(), 16), ISO_OK);
+        assert_eq!(
+            iso_set_tsap_bytes(c, [6u8, 0].as_ptr(), 2, b"SIMATIC-ROOT-HMI".as_ptr(), 16),
+            ISO_OK
+        );
     });
     unsafe {
         iso_destroy(c as *mut iso_conn);
@@ -173,7 +214,10 @@ fn wireshark_decodes_every_frame_cleanly_and_sees_our_fields() {
 
     // 1. Nothing malformed, no error-level expert info anywhere.
     let verbose = tshark(&file, port, &["-V"]);
-    assert!(verbose.contains("ISO 8073/X.224 COTP"), "COTP not decoded:\n{verbose}");
+    assert!(
+        verbose.contains("ISO 8073/X.224 COTP"),
+        "COTP not decoded:\n{verbose}"
+    );
     assert!(verbose.contains("S7 Communication"), "S7comm not decoded");
     for bad in ["Malformed", "Expert Info (Error"] {
         let hits: Vec<&str> = verbose.lines().filter(|l| l.contains(bad)).collect();
@@ -184,7 +228,28 @@ fn wireshark_decodes_every_frame_cleanly_and_sees_our_fields() {
     let fields = tshark(
         &file,
         port,
-        &["-Y", "cotp", "-T", "fields", "-E", "separator=|", "-e", "tcp.dstport", "-e", "cotp.type", "-e", "cotp.src-tsap", "-e", "cotp.dst-tsap", "-e", "cotp.tpdu_size", "-e", "cotp.eot", "-e", "tcp.len"],
+        &[
+            "-Y",
+            "cotp",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "cotp.type",
+            "-e",
+            "cotp.src-tsap",
+            "-e",
+            "cotp.dst-tsap",
+            "-e",
+            "cotp.tpdu_size",
+            "-e",
+            "cotp.eot",
+            "-e",
+            "tcp.len",
+        ],
     );
     let rows: Vec<Vec<&str>> = fields.lines().map(|l| l.split('|').collect()).collect();
     eprintln!("{fields}");
@@ -192,10 +257,26 @@ fn wireshark_decodes_every_frame_cleanly_and_sees_our_fields() {
     let crs = of_type("0x0e");
     let ccs = of_type("0x0d");
     assert_eq!((crs.len(), ccs.len()), (2, 2), "two CRs and two CCs");
-    assert_eq!((crs[0][2], crs[0][3], crs[0][4]), ("0x0100", "0x0102", "256"), "CR 1: TSAPs and TPDU size 256");
-    assert_eq!((ccs[0][2], ccs[0][3], ccs[0][4]), ("0x0100", "0x0102", "256"), "CC 1 echoes the TSAPs and grants 256");
-    assert_eq!((crs[1][2], crs[1][3], crs[1][4]), ("0x0600", "SIMATIC-ROOT-HMI", "1024"), "CR 2: string TSAP, TPDU 1024");
-    assert_eq!((ccs[1][2], ccs[1][3], ccs[1][4]), ("0x0600", "SIMATIC-ROOT-HMI", "1024"), "CC 2");
+    assert_eq!(
+        (crs[0][2], crs[0][3], crs[0][4]),
+        ("0x0100", "0x0102", "256"),
+        "CR 1: TSAPs and TPDU size 256"
+    );
+    assert_eq!(
+        (ccs[0][2], ccs[0][3], ccs[0][4]),
+        ("0x0100", "0x0102", "256"),
+        "CC 1 echoes the TSAPs and grants 256"
+    );
+    assert_eq!(
+        (crs[1][2], crs[1][3], crs[1][4]),
+        ("0x0600", "SIMATIC-ROOT-HMI", "1024"),
+        "CR 2: string TSAP, TPDU 1024"
+    );
+    assert_eq!(
+        (ccs[1][2], ccs[1][3], ccs[1][4]),
+        ("0x0600", "SIMATIC-ROOT-HMI", "1024"),
+        "CC 2"
+    );
 
     // DTs of connection 1, in order, to the listener and from it. A TCP segment may carry several
     // TPKTs (our vectored write sends a whole message at once): tshark then lists one row per
@@ -208,14 +289,43 @@ fn wireshark_decodes_every_frame_cleanly_and_sees_our_fields() {
             .join("")
     };
     // To the listener: setup (1), write in 3 DTs (001), read request (1).
-    assert_eq!(eot_flags(true), "10011", "EOT only on the last DT of the segmented write");
+    assert_eq!(
+        eot_flags(true),
+        "10011",
+        "EOT only on the last DT of the segmented write"
+    );
     // From it: setup ack (1), write ack (1), read answer in 2 DTs (01).
-    assert_eq!(eot_flags(false), "1101", "EOT only on the last DT of the segmented read answer");
+    assert_eq!(
+        eot_flags(false),
+        "1101",
+        "EOT only on the last DT of the segmented read answer"
+    );
     // Wireshark reassembled the segmented messages and decoded them as S7: the write job
     // (function 0x05) and the read answer (function 0x04) carried in DTs.
-    let s7 = tshark(&file, port, &["-Y", "s7comm", "-T", "fields", "-e", "s7comm.header.rosctr", "-e", "s7comm.param.func", "-e", "cotp.reassembled.length"]);
+    let s7 = tshark(
+        &file,
+        port,
+        &[
+            "-Y",
+            "s7comm",
+            "-T",
+            "fields",
+            "-e",
+            "s7comm.header.rosctr",
+            "-e",
+            "s7comm.param.func",
+            "-e",
+            "cotp.reassembled.length",
+        ],
+    );
     eprintln!("{s7}");
-    assert!(s7.lines().any(|l| l.starts_with("1\t0x05\t628")), "reassembled 628-byte write job: {s7}");
-    assert!(s7.lines().any(|l| l.starts_with("3\t0x04\t418")), "reassembled 418-byte read answer: {s7}");
+    assert!(
+        s7.lines().any(|l| l.starts_with("1\t0x05\t628")),
+        "reassembled 628-byte write job: {s7}"
+    );
+    assert!(
+        s7.lines().any(|l| l.starts_with("3\t0x04\t418")),
+        "reassembled 418-byte read answer: {s7}"
+    );
     let _ = std::fs::remove_file(&file);
 }

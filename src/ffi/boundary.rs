@@ -46,7 +46,13 @@ pub trait Handle {
 
 /// The calling thread's last error message (any handle, or none).
 pub fn thread_last_error() -> String {
-    THREAD_LAST_ERROR.with(|e| if e.borrow().is_empty() { "no error".into() } else { e.borrow().clone() })
+    THREAD_LAST_ERROR.with(|e| {
+        if e.borrow().is_empty() {
+            "no error".into()
+        } else {
+            e.borrow().clone()
+        }
+    })
 }
 
 fn record_thread(msg: &str) {
@@ -70,7 +76,10 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 ///
 /// NULL gives ISO_E_INVALID; a poisoned handle ISO_E_POISONED (unless `allow_poisoned`, for
 /// functions that must still work on one: reading the last error, destroying it).
-pub fn with_handle<T: Handle>(
+///
+/// # Safety
+/// `ptr` is NULL or points to a live object created by the matching create function.
+pub unsafe fn with_handle<T: Handle>(
     ptr: *const T,
     name: &str,
     allow_poisoned: bool,
@@ -82,7 +91,7 @@ pub fn with_handle<T: Handle>(
     }
     // SAFETY: the caller passes a pointer from the matching create function that it has not
     // destroyed (the documented contract of every function taking a handle).
-    let obj = unsafe { &*ptr };
+    let obj = &*ptr;
     let state = obj.state();
     if !allow_poisoned && state.poisoned.load(Ordering::Acquire) {
         record_thread("the handle is poisoned by an earlier internal error: destroy it");

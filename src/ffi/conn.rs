@@ -95,14 +95,23 @@ pub extern "C" fn iso_version_number() -> u32 {
 /// Errors: ISO_E_INVALID (NULL argument, host not UTF-8, empty or not a host name).
 /// Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn iso_create(host: *const c_char, port: u16, out: *mut *mut iso_conn) -> i32 {
+pub unsafe extern "C" fn iso_create(
+    host: *const c_char,
+    port: u16,
+    out: *mut *mut iso_conn,
+) -> i32 {
     without_handle(|| {
         non_null(out, "out")?;
         *out = std::ptr::null_mut();
         non_null(host, "host")?;
-        let host = CStr::from_ptr(host).to_str().map_err(|_| Error::Invalid("host is not valid UTF-8".into()))?;
+        let host = CStr::from_ptr(host)
+            .to_str()
+            .map_err(|_| Error::Invalid("host is not valid UTF-8".into()))?;
         let config = Config::new(host, port)?;
-        let conn = Box::new(iso_conn { inner: Connection::new(config), state: HandleState::default() });
+        let conn = Box::new(iso_conn {
+            inner: Connection::new(config),
+            state: HandleState::default(),
+        });
         *out = Box::into_raw(conn);
         Ok(ISO_OK)
     })
@@ -121,8 +130,15 @@ pub unsafe extern "C" fn iso_destroy(conn: *mut iso_conn) {
     });
 }
 
-fn configure(conn: *const iso_conn, f: impl FnOnce(&mut Config) -> Result<(), Error>) -> i32 {
-    with_handle(conn, "conn", false, |c| c.inner.configure(f).map(|()| ISO_OK))
+/// # Safety
+/// As [`with_handle`].
+unsafe fn configure(
+    conn: *const iso_conn,
+    f: impl FnOnce(&mut Config) -> Result<(), Error>,
+) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        c.inner.configure(f).map(|()| ISO_OK)
+    })
 }
 
 /// Sets the local (calling, C1) and remote (called, C2) TSAPs as 16-bit values, e.g. 0x0100 and
@@ -130,7 +146,11 @@ fn configure(conn: *const iso_conn, f: impl FnOnce(&mut Config) -> Result<(), Er
 /// Errors: ISO_E_INVALID (NULL), ISO_E_STATE (connected or connecting).
 /// Thread rules: not concurrently with `iso_connect` or other setters on the same handle.
 #[no_mangle]
-pub extern "C" fn iso_set_tsap(conn: *mut iso_conn, local_tsap: u16, remote_tsap: u16) -> i32 {
+pub unsafe extern "C" fn iso_set_tsap(
+    conn: *mut iso_conn,
+    local_tsap: u16,
+    remote_tsap: u16,
+) -> i32 {
     configure(conn, |c| {
         c.calling = Tsap::from_u16(local_tsap);
         c.called = Tsap::from_u16(remote_tsap);
@@ -166,10 +186,12 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
 /// Errors: ISO_E_INVALID (another value), ISO_E_STATE (connected or connecting).
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
-pub extern "C" fn iso_set_tpdu_size(conn: *mut iso_conn, size: u32) -> i32 {
+pub unsafe extern "C" fn iso_set_tpdu_size(conn: *mut iso_conn, size: u32) -> i32 {
     configure(conn, |c| {
         handshake::tpdu_code_for(size).ok_or_else(|| {
-            Error::Invalid(format!("TPDU size {size} is not one of 128, 256, 512, 1024, 2048, 4096, 8192"))
+            Error::Invalid(format!(
+                "TPDU size {size} is not one of 128, 256, 512, 1024, 2048, 4096, 8192"
+            ))
         })?;
         c.tpdu_size = size;
         Ok(())
@@ -183,17 +205,25 @@ pub extern "C" fn iso_set_tpdu_size(conn: *mut iso_conn, size: u32) -> i32 {
 /// Errors: ISO_E_INVALID (rack or slot out of range, CR too long), ISO_E_STATE.
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
-pub extern "C" fn iso_set_routing(conn: *mut iso_conn, subnet_id: u16, dest_rack: u16, dest_slot: u16) -> i32 {
+pub unsafe extern "C" fn iso_set_routing(
+    conn: *mut iso_conn,
+    subnet_id: u16,
+    dest_rack: u16,
+    dest_slot: u16,
+) -> i32 {
     configure(conn, |c| {
         let (rack, slot) = rack_slot_args(dest_rack, dest_slot)?;
-        c.extra_params = tsap::snap7_routing_params(subnet_id, rack, slot).map_err(|e| Error::Invalid(e.to_string()))?;
+        c.extra_params = tsap::snap7_routing_params(subnet_id, rack, slot)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         Ok(())
     })
 }
 
 fn rack_slot_args(rack: u16, slot: u16) -> Result<(u8, u8), Error> {
     if rack > 7 || slot > 31 {
-        return Err(Error::Invalid(format!("rack {rack} / slot {slot} out of range (rack 0..7, slot 0..31)")));
+        return Err(Error::Invalid(format!(
+            "rack {rack} / slot {slot} out of range (rack 0..7, slot 0..31)"
+        )));
     }
     Ok((rack as u8, slot as u8))
 }
@@ -243,7 +273,7 @@ pub unsafe extern "C" fn iso_set_routing_s7(
 /// Errors: ISO_E_STATE (connected or connecting).
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
-pub extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
+pub unsafe extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     configure(conn, |c| {
         c.send_timeout_ms = timeout_ms;
         Ok(())
@@ -256,11 +286,13 @@ pub extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u32) -> 
 /// Errors: ISO_E_INVALID (out of range), ISO_E_STATE.
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
-pub extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) -> i32 {
+pub unsafe extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) -> i32 {
     configure(conn, |c| {
         let b = bytes as usize;
         if !(MIN_MAX_MESSAGE..=MAX_MAX_MESSAGE).contains(&b) {
-            return Err(Error::Invalid(format!("maximum message {bytes} is outside {MIN_MAX_MESSAGE}..{MAX_MAX_MESSAGE}")));
+            return Err(Error::Invalid(format!(
+                "maximum message {bytes} is outside {MIN_MAX_MESSAGE}..{MAX_MAX_MESSAGE}"
+            )));
         }
         c.max_message = b;
         Ok(())
@@ -272,10 +304,12 @@ pub extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) -> i32 {
 /// Errors: ISO_E_INVALID (out of range), ISO_E_STATE.
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
-pub extern "C" fn iso_set_max_fragments(conn: *mut iso_conn, fragments: u32) -> i32 {
+pub unsafe extern "C" fn iso_set_max_fragments(conn: *mut iso_conn, fragments: u32) -> i32 {
     configure(conn, |c| {
         if !(1..=1 << 20).contains(&fragments) {
-            return Err(Error::Invalid(format!("fragment limit {fragments} is outside 1..1048576")));
+            return Err(Error::Invalid(format!(
+                "fragment limit {fragments} is outside 1..1048576"
+            )));
         }
         c.max_fragments = fragments;
         Ok(())
@@ -288,13 +322,30 @@ pub extern "C" fn iso_set_max_fragments(conn: *mut iso_conn, fragments: u32) -> 
 /// Errors: ISO_E_INVALID (a zero time or count while enabled, or above 32767), ISO_E_STATE.
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
-pub extern "C" fn iso_set_keepalive(conn: *mut iso_conn, enable: i32, idle_s: u32, interval_s: u32, count: u32) -> i32 {
+pub unsafe extern "C" fn iso_set_keepalive(
+    conn: *mut iso_conn,
+    enable: i32,
+    idle_s: u32,
+    interval_s: u32,
+    count: u32,
+) -> i32 {
     configure(conn, |c| {
         let enabled = enable != 0;
-        if enabled && [idle_s, interval_s, count].iter().any(|&v| v == 0 || v > 32767) {
-            return Err(Error::Invalid("keep-alive idle, interval and count must be 1..32767".into()));
+        if enabled
+            && [idle_s, interval_s, count]
+                .iter()
+                .any(|&v| v == 0 || v > 32767)
+        {
+            return Err(Error::Invalid(
+                "keep-alive idle, interval and count must be 1..32767".into(),
+            ));
         }
-        c.keepalive = Keepalive { enabled, idle_s, interval_s, count };
+        c.keepalive = Keepalive {
+            enabled,
+            idle_s,
+            interval_s,
+            count,
+        };
         Ok(())
     })
 }
@@ -308,8 +359,10 @@ pub extern "C" fn iso_set_keepalive(conn: *mut iso_conn, enable: i32, idle_s: u3
 /// ISO_E_IO.
 /// Thread rules: not concurrently with setters or another `iso_connect` on the same handle.
 #[no_mangle]
-pub extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    with_handle(conn, "conn", false, |c| c.inner.connect(timeout_ms).map(|()| ISO_OK))
+pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        c.inner.connect(timeout_ms).map(|()| ISO_OK)
+    })
 }
 
 /// Sends one whole message of `len` bytes (copied before return), segmented into DTs of the
@@ -333,8 +386,10 @@ pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usi
 /// no whole message is buffered), ISO_E_PROTOCOL, ISO_E_TOO_LARGE, ISO_E_IO.
 /// Thread rules: as `iso_recv`.
 #[no_mangle]
-pub extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    with_handle(conn, "conn", false, |c| c.inner.poll(&Deadline::after_ms(timeout_ms)).map(i32::from))
+pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        c.inner.poll(&Deadline::after_ms(timeout_ms)).map(i32::from)
+    })
 }
 
 /// Receives one whole message into `buf` (capacity `cap`), waiting up to `timeout_ms`.
@@ -347,11 +402,21 @@ pub extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
 /// Thread rules: may run while another thread is in `iso_send`; `iso_disconnect` from another
 /// thread makes it return ISO_E_STATE promptly. Two concurrent receivers are serialised.
 #[no_mangle]
-pub unsafe extern "C" fn iso_recv(conn: *mut iso_conn, buf: *mut u8, cap: usize, out_len: *mut usize, timeout_ms: u32) -> i32 {
+pub unsafe extern "C" fn iso_recv(
+    conn: *mut iso_conn,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    timeout_ms: u32,
+) -> i32 {
     with_handle(conn, "conn", false, |c| {
         non_null(out_len, "out_len")?;
         non_null(buf, "buf")?;
-        let slice = if cap == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(buf, cap) };
+        let slice = if cap == 0 {
+            &mut [][..]
+        } else {
+            std::slice::from_raw_parts_mut(buf, cap)
+        };
         match c.inner.recv(slice, &Deadline::after_ms(timeout_ms)) {
             Ok(n) => {
                 *out_len = n;
@@ -370,7 +435,7 @@ pub unsafe extern "C" fn iso_recv(conn: *mut iso_conn, buf: *mut u8, cap: usize,
 /// has closed or reset it (messages already buffered stay readable). Never blocks, consumes
 /// nothing. NULL gives ISO_E_INVALID. Thread-safe.
 #[no_mangle]
-pub extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
+pub unsafe extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
     with_handle(conn, "conn", false, |c| Ok(i32::from(c.inner.is_alive())))
 }
 
@@ -378,7 +443,7 @@ pub extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
 /// blocked in `iso_recv`, `iso_poll` or `iso_send` on it. Not connected: ISO_OK. The handle keeps
 /// its settings and may connect again. Thread-safe.
 #[no_mangle]
-pub extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
+pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
     with_handle(conn, "conn", false, |c| {
         c.inner.disconnect();
         Ok(ISO_OK)
@@ -413,17 +478,33 @@ pub unsafe extern "C" fn iso_get_fd(conn: *const iso_conn, out: *mut i64) -> i32
 /// `*out_len` gets its length; when `cap` is smaller, ISO_E_BUFFER_TOO_SMALL and nothing is
 /// copied. Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn iso_get_remote_tsap(conn: *const iso_conn, buf: *mut u8, cap: usize, out_len: *mut usize) -> i32 {
+pub unsafe extern "C" fn iso_get_remote_tsap(
+    conn: *const iso_conn,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> i32 {
     tsap_out(conn, buf, cap, out_len, |c| c.inner.config().called)
 }
 
 /// Copies the calling TSAP in use (C1: the local TSAP) into `buf`; as `iso_get_remote_tsap`.
 #[no_mangle]
-pub unsafe extern "C" fn iso_get_calling_tsap(conn: *const iso_conn, buf: *mut u8, cap: usize, out_len: *mut usize) -> i32 {
+pub unsafe extern "C" fn iso_get_calling_tsap(
+    conn: *const iso_conn,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> i32 {
     tsap_out(conn, buf, cap, out_len, |c| c.inner.config().calling)
 }
 
-unsafe fn tsap_out(conn: *const iso_conn, buf: *mut u8, cap: usize, out_len: *mut usize, pick: impl FnOnce(&iso_conn) -> Tsap) -> i32 {
+unsafe fn tsap_out(
+    conn: *const iso_conn,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    pick: impl FnOnce(&iso_conn) -> Tsap,
+) -> i32 {
     with_handle(conn, "conn", false, |c| {
         non_null(buf, "buf")?;
         non_null(out_len, "out_len")?;
@@ -432,7 +513,10 @@ unsafe fn tsap_out(conn: *const iso_conn, buf: *mut u8, cap: usize, out_len: *mu
         let b = tsap.as_bytes();
         *out_len = b.len();
         if b.len() > cap {
-            return Err(Error::BufferTooSmall { needed: b.len(), cap });
+            return Err(Error::BufferTooSmall {
+                needed: b.len(),
+                cap,
+            });
         }
         std::ptr::copy_nonoverlapping(b.as_ptr(), buf, b.len());
         Ok(ISO_OK)
@@ -446,7 +530,12 @@ unsafe fn tsap_out(conn: *const iso_conn, buf: *mut u8, cap: usize, out_len: *mu
 /// Returns ISO_OK, ISO_E_BUFFER_TOO_SMALL (truncated), or ISO_E_INVALID (NULL conn).
 /// Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn iso_last_error(conn: *const iso_conn, buf: *mut c_char, cap: usize, out_needed: *mut usize) -> i32 {
+pub unsafe extern "C" fn iso_last_error(
+    conn: *const iso_conn,
+    buf: *mut c_char,
+    cap: usize,
+    out_needed: *mut usize,
+) -> i32 {
     let mut text = None;
     let rc = with_handle(conn, "conn", true, |c| {
         text = Some(c.state.last_error());
@@ -461,10 +550,13 @@ pub unsafe extern "C" fn iso_last_error(conn: *const iso_conn, buf: *mut c_char,
 /// The calling thread's last error message from any isotcp call (including `iso_create`, which
 /// has no handle to keep it), copied as by `iso_last_error`. Thread-safe (per thread).
 #[no_mangle]
-pub unsafe extern "C" fn iso_thread_last_error(buf: *mut c_char, cap: usize, out_needed: *mut usize) -> i32 {
+pub unsafe extern "C" fn iso_thread_last_error(
+    buf: *mut c_char,
+    cap: usize,
+    out_needed: *mut usize,
+) -> i32 {
     last_error_out(&super::boundary::thread_last_error(), buf, cap, out_needed)
 }
-
 
 /// The S7 remote TSAP for a connection type (1 PG, 2 OP, 3..0x10 S7 basic), rack (0..7) and slot
 /// (0..31): (conn_type << 8) | rack << 5 | slot, written to `*out`.

@@ -36,7 +36,13 @@ impl Handle for iso_listener {
 /// calling `iso_accept`; must not call functions of the same listener.
 #[allow(non_camel_case_types)]
 pub type iso_cr_filter = Option<
-    unsafe extern "C" fn(user: *mut c_void, calling: *const u8, calling_len: usize, called: *const u8, called_len: usize) -> i32,
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        calling: *const u8,
+        calling_len: usize,
+        called: *const u8,
+        called_len: usize,
+    ) -> i32,
 >;
 
 /// Listens on `bind_host` and `port`. `bind_host` NULL, "" or "::" listens on every IPv6 and
@@ -49,17 +55,28 @@ pub type iso_cr_filter = Option<
 /// Errors: ISO_E_INVALID (NULL out, bad host), ISO_E_RESOLVE, ISO_E_IO (e.g. port in use).
 /// Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn iso_listen(bind_host: *const c_char, port: u16, out: *mut *mut iso_listener) -> i32 {
+pub unsafe extern "C" fn iso_listen(
+    bind_host: *const c_char,
+    port: u16,
+    out: *mut *mut iso_listener,
+) -> i32 {
     without_handle(|| {
         non_null(out, "out")?;
         *out = std::ptr::null_mut();
         let host = if bind_host.is_null() {
             None
         } else {
-            Some(CStr::from_ptr(bind_host).to_str().map_err(|_| Error::Invalid("bind_host is not valid UTF-8".into()))?)
+            Some(
+                CStr::from_ptr(bind_host)
+                    .to_str()
+                    .map_err(|_| Error::Invalid("bind_host is not valid UTF-8".into()))?,
+            )
         };
         let l = Listener::bind(host, port)?;
-        *out = Box::into_raw(Box::new(iso_listener { inner: l, state: HandleState::default() }));
+        *out = Box::into_raw(Box::new(iso_listener {
+            inner: l,
+            state: HandleState::default(),
+        }));
         Ok(ISO_OK)
     })
 }
@@ -99,7 +116,11 @@ pub unsafe extern "C" fn iso_listener_port(l: *const iso_listener, out: *mut u16
 /// only on success.
 /// Thread rules: concurrent calls on one listener are serialised.
 #[no_mangle]
-pub unsafe extern "C" fn iso_accept(l: *mut iso_listener, timeout_ms: u32, out: *mut *mut iso_conn) -> i32 {
+pub unsafe extern "C" fn iso_accept(
+    l: *mut iso_listener,
+    timeout_ms: u32,
+    out: *mut *mut iso_conn,
+) -> i32 {
     with_handle(l, "listener", false, |l| {
         non_null(out, "out")?;
         let refused_before = l.inner.refused_count();
@@ -108,10 +129,16 @@ pub unsafe extern "C" fn iso_accept(l: *mut iso_listener, timeout_ms: u32, out: 
         let conn = match result {
             // Keep what was refused visible in the last error, beside the timeout.
             Err(Error::Timeout(w)) if refused_meanwhile => {
-                return Err(Error::Timeout(format!("{w} (refused meanwhile: {})", l.inner.last_refusal())))
+                return Err(Error::Timeout(format!(
+                    "{w} (refused meanwhile: {})",
+                    l.inner.last_refusal()
+                )))
             }
             Err(Error::WouldBlock(w)) if refused_meanwhile => {
-                return Err(Error::WouldBlock(format!("{w} (refused meanwhile: {})", l.inner.last_refusal())))
+                return Err(Error::WouldBlock(format!(
+                    "{w} (refused meanwhile: {})",
+                    l.inner.last_refusal()
+                )))
             }
             Ok(conn) if refused_meanwhile => {
                 l.state.record(&l.inner.last_refusal());
@@ -119,7 +146,10 @@ pub unsafe extern "C" fn iso_accept(l: *mut iso_listener, timeout_ms: u32, out: 
             }
             other => other?,
         };
-        *out = Box::into_raw(Box::new(iso_conn { inner: conn, state: HandleState::default() }));
+        *out = Box::into_raw(Box::new(iso_conn {
+            inner: conn,
+            state: HandleState::default(),
+        }));
         Ok(ISO_OK)
     })
 }
@@ -146,7 +176,10 @@ pub unsafe extern "C" fn iso_listener_get_fd(l: *const iso_listener, out: *mut i
 pub unsafe extern "C" fn iso_listener_next_timeout(l: *const iso_listener, out: *mut u32) -> i32 {
     with_handle(l, "listener", false, |l| {
         non_null(out, "out")?;
-        *out = l.inner.next_timeout().map_or(u32::MAX, |d| d.as_millis().min(u32::MAX as u128 - 1) as u32);
+        *out = l
+            .inner
+            .next_timeout()
+            .map_or(u32::MAX, |d| d.as_millis().min(u32::MAX as u128 - 1) as u32);
         Ok(ISO_OK)
     })
 }
@@ -154,9 +187,10 @@ pub unsafe extern "C" fn iso_listener_next_timeout(l: *const iso_listener, out: 
 /// Sets the largest TPDU size granted: 128, 256, ..., 8192 (default 8192).
 /// Errors: ISO_E_INVALID (another value or NULL). Thread-safe.
 #[no_mangle]
-pub extern "C" fn iso_listener_set_max_tpdu(l: *mut iso_listener, size: u32) -> i32 {
+pub unsafe extern "C" fn iso_listener_set_max_tpdu(l: *mut iso_listener, size: u32) -> i32 {
     with_handle(l, "listener", false, |l| {
-        handshake::tpdu_code_for(size).ok_or_else(|| Error::Invalid(format!("TPDU size {size} is not one of 128 .. 8192")))?;
+        handshake::tpdu_code_for(size)
+            .ok_or_else(|| Error::Invalid(format!("TPDU size {size} is not one of 128 .. 8192")))?;
         l.inner.configure(|c| {
             c.max_tpdu = size;
             Ok(ISO_OK)
@@ -167,10 +201,12 @@ pub extern "C" fn iso_listener_set_max_tpdu(l: *mut iso_listener, size: u32) -> 
 /// Sets how long a client has to send its CR after connecting (1..3600000 ms, default 5000).
 /// Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
-pub extern "C" fn iso_listener_set_cr_timeout(l: *mut iso_listener, timeout_ms: u32) -> i32 {
+pub unsafe extern "C" fn iso_listener_set_cr_timeout(l: *mut iso_listener, timeout_ms: u32) -> i32 {
     with_handle(l, "listener", false, |l| {
         if !(1..=3_600_000).contains(&timeout_ms) {
-            return Err(Error::Invalid(format!("CR timeout {timeout_ms} ms is outside 1..3600000")));
+            return Err(Error::Invalid(format!(
+                "CR timeout {timeout_ms} ms is outside 1..3600000"
+            )));
         }
         l.inner.configure(|c| {
             c.cr_timeout = Duration::from_millis(timeout_ms as u64);
@@ -182,10 +218,12 @@ pub extern "C" fn iso_listener_set_cr_timeout(l: *mut iso_listener, timeout_ms: 
 /// Sets the most handshakes waiting for their CR at once (1..65536, default 64); beyond it the
 /// oldest is closed. Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
-pub extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, count: u32) -> i32 {
+pub unsafe extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, count: u32) -> i32 {
     with_handle(l, "listener", false, |l| {
         if !(1..=65536).contains(&count) {
-            return Err(Error::Invalid(format!("pending limit {count} is outside 1..65536")));
+            return Err(Error::Invalid(format!(
+                "pending limit {count} is outside 1..65536"
+            )));
         }
         l.inner.configure(|c| {
             c.max_pending = count as usize;
@@ -197,10 +235,12 @@ pub extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, count: u32)
 /// Sets the maximum message size of connections accepted from now on (128..16777216).
 /// Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
-pub extern "C" fn iso_listener_set_max_message(l: *mut iso_listener, bytes: u32) -> i32 {
+pub unsafe extern "C" fn iso_listener_set_max_message(l: *mut iso_listener, bytes: u32) -> i32 {
     with_handle(l, "listener", false, |l| {
         if !(MIN_MAX_MESSAGE..=MAX_MAX_MESSAGE).contains(&(bytes as usize)) {
-            return Err(Error::Invalid(format!("maximum message {bytes} is outside {MIN_MAX_MESSAGE}..{MAX_MAX_MESSAGE}")));
+            return Err(Error::Invalid(format!(
+                "maximum message {bytes} is outside {MIN_MAX_MESSAGE}..{MAX_MAX_MESSAGE}"
+            )));
         }
         l.inner.configure(|c| {
             c.max_message = bytes as usize;
@@ -213,7 +253,11 @@ pub extern "C" fn iso_listener_set_max_message(l: *mut iso_listener, bytes: u32)
 /// TSAP is accepted; once it has entries, a CR calling another TSAP is refused with DR reason
 /// 0x03 (address unknown). Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn iso_listener_allow_tsap(l: *mut iso_listener, tsap: *const u8, len: usize) -> i32 {
+pub unsafe extern "C" fn iso_listener_allow_tsap(
+    l: *mut iso_listener,
+    tsap: *const u8,
+    len: usize,
+) -> i32 {
     with_handle(l, "listener", false, |l| {
         non_null(tsap, "tsap")?;
         let t = Tsap::new(bytes(tsap, len)).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -230,7 +274,11 @@ pub unsafe extern "C" fn iso_listener_allow_tsap(l: *mut iso_listener, tsap: *co
 /// TSAP list. `user` is passed back unchanged and must stay valid while installed.
 /// Errors: ISO_E_INVALID (NULL listener). Thread-safe.
 #[no_mangle]
-pub extern "C" fn iso_listener_set_filter(l: *mut iso_listener, filter: iso_cr_filter, user: *mut c_void) -> i32 {
+pub unsafe extern "C" fn iso_listener_set_filter(
+    l: *mut iso_listener,
+    filter: iso_cr_filter,
+    user: *mut c_void,
+) -> i32 {
     with_handle(l, "listener", false, |l| {
         let user = user as usize;
         l.inner.configure(|c| {
@@ -240,7 +288,15 @@ pub extern "C" fn iso_listener_set_filter(l: *mut iso_listener, filter: iso_cr_f
                     let calling = cr.calling.as_ref().unwrap_or(&empty).as_bytes();
                     let called = cr.called.as_ref().unwrap_or(&empty).as_bytes();
                     // SAFETY: the caller installed `f` and guarantees `user` stays valid.
-                    let verdict = unsafe { f(user as *mut c_void, calling.as_ptr(), calling.len(), called.as_ptr(), called.len()) };
+                    let verdict = unsafe {
+                        f(
+                            user as *mut c_void,
+                            calling.as_ptr(),
+                            calling.len(),
+                            called.as_ptr(),
+                            called.len(),
+                        )
+                    };
                     match verdict {
                         0 => Ok(()),
                         1..=255 => Err(verdict as u8),
@@ -267,7 +323,12 @@ pub unsafe extern "C" fn iso_listener_refused_count(l: *const iso_listener, out:
 /// The listener's last error or refusal (e.g. "127.0.0.1:40112: CR refused with DR reason 0x84
 /// (mismatched references): CR DST-REF is 0x0005, must be 0"), copied as by `iso_last_error`.
 #[no_mangle]
-pub unsafe extern "C" fn iso_listener_last_error(l: *const iso_listener, buf: *mut c_char, cap: usize, out_needed: *mut usize) -> i32 {
+pub unsafe extern "C" fn iso_listener_last_error(
+    l: *const iso_listener,
+    buf: *mut c_char,
+    cap: usize,
+    out_needed: *mut usize,
+) -> i32 {
     let mut text = None;
     let rc = with_handle(l, "listener", true, |l| {
         text = Some(l.state.last_error());

@@ -36,7 +36,12 @@ pub unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 ///
 /// # Safety
 /// As [`copy_c_string`].
-pub unsafe fn last_error_out(text: &str, buf: *mut std::ffi::c_char, cap: usize, out_needed: *mut usize) -> i32 {
+pub unsafe fn last_error_out(
+    text: &str,
+    buf: *mut std::ffi::c_char,
+    cap: usize,
+    out_needed: *mut usize,
+) -> i32 {
     if copy_c_string(text, buf.cast(), cap, out_needed) {
         super::codes::ISO_OK
     } else {

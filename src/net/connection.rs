@@ -82,12 +82,15 @@ impl Config {
     }
 
     fn limits(&self) -> Limits {
-        Limits { max_message: self.max_message, max_fragments: self.max_fragments }
+        Limits {
+            max_message: self.max_message,
+            max_fragments: self.max_fragments,
+        }
     }
 
     /// Longest TPKT we accept: a whole message in one DT, but never less than a CC can need.
     pub(crate) fn max_packet(&self) -> usize {
-        (self.max_message + segment_overhead()).max(256).min(tpkt::MAX_PACKET)
+        (self.max_message + segment_overhead()).clamp(256, tpkt::MAX_PACKET)
     }
 }
 
@@ -158,13 +161,27 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(config: Config) -> Connection {
-        let rx = Rx { framer: Framer::new(config.max_packet(), READ_CHUNK), reasm: Reassembler::new(config.limits()) };
-        Connection { config: Mutex::new(config), link: Mutex::new(Link::default()), rx: Mutex::new(rx), tx: Mutex::new(()), passive: false }
+        let rx = Rx {
+            framer: Framer::new(config.max_packet(), READ_CHUNK),
+            reasm: Reassembler::new(config.limits()),
+        };
+        Connection {
+            config: Mutex::new(config),
+            link: Mutex::new(Link::default()),
+            rx: Mutex::new(rx),
+            tx: Mutex::new(()),
+            passive: false,
+        }
     }
 
     /// A connection whose CR a listener accepted and confirmed. `framer` holds whatever the
     /// client sent after its CR; it becomes the first bytes received.
-    pub(crate) fn accepted(config: Config, sock: Socket, negotiated: Negotiated, mut framer: Framer) -> Connection {
+    pub(crate) fn accepted(
+        config: Config,
+        sock: Socket,
+        negotiated: Negotiated,
+        mut framer: Framer,
+    ) -> Connection {
         framer.set_max_packet(config.max_packet());
         let live = Live {
             handle: sys::raw_handle(&sock),
@@ -186,12 +203,16 @@ impl Connection {
     pub fn configure<T>(&self, f: impl FnOnce(&mut Config) -> Result<T>) -> Result<T> {
         let link = self.link.lock();
         if link.live.is_some() || link.connecting {
-            return Err(Error::State("settings cannot change while connected: call iso_disconnect first".into()));
+            return Err(Error::State(
+                "settings cannot change while connected: call iso_disconnect first".into(),
+            ));
         }
         let mut cfg = self.config.lock();
         let mut new = cfg.clone();
         let out = f(&mut new)?;
-        new.connect_request().encode().map_err(|e| Error::Invalid(e.to_string()))?;
+        new.connect_request()
+            .encode()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         *cfg = new;
         Ok(out)
     }
@@ -204,15 +225,21 @@ impl Connection {
     pub fn connect(&self, timeout_ms: u32) -> Result<()> {
         let deadline = Deadline::after_ms(timeout_ms);
         if self.passive {
-            return Err(Error::State("an accepted connection cannot connect: accept a new one".into()));
+            return Err(Error::State(
+                "an accepted connection cannot connect: accept a new one".into(),
+            ));
         }
         let cfg = {
             let mut link = self.link.lock();
             if link.live.is_some() {
-                return Err(Error::State("already connected: call iso_disconnect first".into()));
+                return Err(Error::State(
+                    "already connected: call iso_disconnect first".into(),
+                ));
             }
             if link.connecting {
-                return Err(Error::State("a connect is already in progress on this handle".into()));
+                return Err(Error::State(
+                    "a connect is already in progress on this handle".into(),
+                ));
             }
             link.connecting = true;
             self.config.lock().clone()
@@ -232,12 +259,20 @@ impl Connection {
         let addrs = socket::resolve(&cfg.host, cfg.port, deadline)?;
         let sock = socket::connect_any(&addrs, deadline, &cfg.keepalive)?;
         let never = AtomicBool::new(false);
-        let during = |what: &str| format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling, cfg.called);
+        let during = |what: &str| {
+            format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling, cfg.called)
+        };
         match transmit::write_all(&sock, &mut [IoSlice::new(&cr)], deadline, &never) {
             Ok(_) => {}
-            Err(WriteError::Deadline { .. }) => return Err(timeout_or_block(deadline, "sending the COTP CR")),
-            Err(WriteError::Io { error, .. }) if sys::is_reset(&error) => return Err(Error::Closed(during("connection reset by peer"))),
-            Err(WriteError::Io { error, .. }) => return Err(Error::io("sending the COTP CR", error)),
+            Err(WriteError::Deadline { .. }) => {
+                return Err(timeout_or_block(deadline, "sending the COTP CR"))
+            }
+            Err(WriteError::Io { error, .. }) if sys::is_reset(&error) => {
+                return Err(Error::Closed(during("connection reset by peer")))
+            }
+            Err(WriteError::Io { error, .. }) => {
+                return Err(Error::io("sending the COTP CR", error))
+            }
         }
         // The answer is read through the connection's own framer so that anything the peer sends
         // right after its CC stays buffered for the first receive.
@@ -254,7 +289,13 @@ impl Connection {
                 rx.framer.set_max_packet(cfg.max_packet());
                 break answer;
             }
-            match fill(&sock, &mut rx.framer, deadline, &never, "waiting for the COTP CC")? {
+            match fill(
+                &sock,
+                &mut rx.framer,
+                deadline,
+                &never,
+                "waiting for the COTP CC",
+            )? {
                 Fill::Data => {}
                 Fill::Eof => return Err(Error::Closed(during("connection closed by peer"))),
                 Fill::Reset(_) => return Err(Error::Closed(during("connection reset by peer"))),
@@ -290,13 +331,19 @@ impl Connection {
         let link = self.link.lock();
         match (&link.live, &link.ended) {
             (Some(l), _) => Ok(l.clone()),
-            (None, Some(why)) => Err(Error::State(format!("not connected (the connection was closed after: {why})"))),
+            (None, Some(why)) => Err(Error::State(format!(
+                "not connected (the connection was closed after: {why})"
+            ))),
             (None, None) => Err(Error::State("not connected: call iso_connect first".into())),
         }
     }
 
     fn is_current(&self, live: &Arc<Live>) -> bool {
-        self.link.lock().live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live))
+        self.link
+            .lock()
+            .live
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, live))
     }
 
     /// Closes the connection because of `err` (protocol error, limit, broken stream); later calls
@@ -318,7 +365,9 @@ impl Connection {
     /// Sends one whole message, segmented into DTs of the negotiated size.
     pub fn send(&self, message: &[u8]) -> Result<()> {
         if message.is_empty() {
-            return Err(Error::Invalid("empty message: there is nothing to send".into()));
+            return Err(Error::Invalid(
+                "empty message: there is nothing to send".into(),
+            ));
         }
         let live = self.live()?;
         if message.len() > live.limits.max_message {
@@ -333,7 +382,13 @@ impl Connection {
         }
         let _tx = self.tx.lock();
         let deadline = Deadline::after_ms(live.send_timeout_ms);
-        match transmit::write_message(&live.sock, message, live.negotiated.tpdu_size, &deadline, &live.stop) {
+        match transmit::write_message(
+            &live.sock,
+            message,
+            live.negotiated.tpdu_size,
+            &deadline,
+            &live.stop,
+        ) {
             Ok(()) => Ok(()),
             Err(_) if !self.is_current(&live) => Err(Self::disconnected_meanwhile()),
             Err(WriteError::Deadline { sent: 0 }) => Err(timeout_or_block(&deadline, "send")),
@@ -345,7 +400,9 @@ impl Connection {
             }
             Err(WriteError::Io { error, .. }) if sys::is_reset(&error) => {
                 live.set_peer_ended(format!("connection closed by peer ({error})"));
-                Err(Error::Closed(format!("connection closed by peer ({error})")))
+                Err(Error::Closed(format!(
+                    "connection closed by peer ({error})"
+                )))
             }
             Err(WriteError::Io { error, .. }) => Err(self.fail(&live, Error::io("send", error))),
         }
@@ -370,7 +427,13 @@ impl Connection {
         }
     }
 
-    fn wait_message(&self, live: &Arc<Live>, rx: &mut Rx, deadline: &Deadline, what: &str) -> Result<()> {
+    fn wait_message(
+        &self,
+        live: &Arc<Live>,
+        rx: &mut Rx,
+        deadline: &Deadline,
+        what: &str,
+    ) -> Result<()> {
         loop {
             match advance(rx, &live.limits) {
                 Ok(Step::Ready) => return Ok(()),
@@ -387,8 +450,12 @@ impl Connection {
             }
             match filled {
                 Ok(Fill::Data) => {}
-                Ok(Fill::Eof) => live.set_peer_ended(closed_why(rx, "connection closed by peer".into())),
-                Ok(Fill::Reset(e)) => live.set_peer_ended(closed_why(rx, format!("connection reset by peer ({e})"))),
+                Ok(Fill::Eof) => {
+                    live.set_peer_ended(closed_why(rx, "connection closed by peer".into()))
+                }
+                Ok(Fill::Reset(e)) => {
+                    live.set_peer_ended(closed_why(rx, format!("connection reset by peer ({e})")))
+                }
                 Err(e @ (Error::Timeout(_) | Error::WouldBlock(_))) => return Err(e),
                 Err(e) => return Err(self.fail(live, e)),
             }
@@ -456,7 +523,13 @@ fn closed_why(rx: &Rx, base: String) -> String {
 }
 
 /// Waits for the socket to be readable within the deadline, then reads what it has into the framer.
-fn fill(sock: &Socket, framer: &mut Framer, deadline: &Deadline, stop: &AtomicBool, what: &str) -> Result<Fill> {
+fn fill(
+    sock: &Socket,
+    framer: &mut Framer,
+    deadline: &Deadline,
+    stop: &AtomicBool,
+    what: &str,
+) -> Result<Fill> {
     loop {
         match sys::wait(sock, Interest::Read, deadline, stop) {
             Ok(true) => {}
@@ -464,14 +537,22 @@ fn fill(sock: &Socket, framer: &mut Framer, deadline: &Deadline, stop: &AtomicBo
             Err(e) => return Err(Error::io(what, e)),
         }
         let spare = framer.spare();
-        assert!(!spare.is_empty(), "framer offered no room: a whole packet was left unprocessed");
+        assert!(
+            !spare.is_empty(),
+            "framer offered no room: a whole packet was left unprocessed"
+        );
         match (&*sock).read(spare) {
             Ok(0) => return Ok(Fill::Eof),
             Ok(n) => {
                 framer.commit(n);
                 return Ok(Fill::Data);
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
                 if deadline.passed() {
                     return Err(timeout_or_block(deadline, what));
                 }
@@ -492,11 +573,16 @@ fn advance(rx: &mut Rx, limits: &Limits) -> Result<Step, ProtoError> {
         if reasm.message().is_some() {
             return Ok(Step::Ready);
         }
-        let Some(tpdu) = framer.peek_packet()? else { return Ok(Step::NeedBytes) };
+        let Some(tpdu) = framer.peek_packet()? else {
+            return Ok(Step::NeedBytes);
+        };
         match cotp::decode(tpdu)? {
             Tpdu::Dt { eot: true, payload } if !reasm.in_progress() && !payload.is_empty() => {
                 if payload.len() > limits.max_message {
-                    return Err(ProtoError::MessageTooLarge { len: payload.len(), max: limits.max_message });
+                    return Err(ProtoError::MessageTooLarge {
+                        len: payload.len(),
+                        max: limits.max_message,
+                    });
                 }
                 return Ok(Step::Ready);
             }
@@ -531,7 +617,10 @@ fn deliver(rx: &mut Rx, buf: &mut [u8]) -> Result<usize> {
         rx.reasm.take();
         return Ok(n);
     }
-    let tpdu = rx.framer.peek_packet()?.expect("deliver is called only when a message is ready");
+    let tpdu = rx
+        .framer
+        .peek_packet()?
+        .expect("deliver is called only when a message is ready");
     let n = copy_out(&tpdu[3..], buf)?;
     rx.framer.consume();
     Ok(n)
@@ -539,7 +628,10 @@ fn deliver(rx: &mut Rx, buf: &mut [u8]) -> Result<usize> {
 
 fn copy_out(msg: &[u8], buf: &mut [u8]) -> Result<usize> {
     if msg.len() > buf.len() {
-        return Err(Error::BufferTooSmall { needed: msg.len(), cap: buf.len() });
+        return Err(Error::BufferTooSmall {
+            needed: msg.len(),
+            cap: buf.len(),
+        });
     }
     buf[..msg.len()].copy_from_slice(msg);
     Ok(msg.len())

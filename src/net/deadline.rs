@@ -12,11 +12,17 @@ pub struct Deadline {
 
 impl Deadline {
     pub fn after_ms(timeout_ms: u32) -> Self {
-        Deadline { at: Instant::now() + Duration::from_millis(timeout_ms as u64), immediate: timeout_ms == 0 }
+        Deadline {
+            at: Instant::now() + Duration::from_millis(timeout_ms as u64),
+            immediate: timeout_ms == 0,
+        }
     }
 
     pub fn after(d: Duration) -> Self {
-        Deadline { at: Instant::now() + d, immediate: d.is_zero() }
+        Deadline {
+            at: Instant::now() + d,
+            immediate: d.is_zero(),
+        }
     }
 
     /// The earlier of two deadlines.

@@ -101,21 +101,30 @@ impl Listener {
             None => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
             Some(h) => {
                 socket::validate_host(h)?;
-                *socket::resolve(h, port, &Deadline::after_ms(5000))?.first().expect("resolve returns addresses")
+                *socket::resolve(h, port, &Deadline::after_ms(5000))?
+                    .first()
+                    .expect("resolve returns addresses")
             }
         };
         let io = |what: &str, e: io::Error| Error::io(format!("{what} ({addr})"), e);
-        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(|e| io("socket", e))?;
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+            .map_err(|e| io("socket", e))?;
         if addr.is_ipv6() && addr.ip().is_unspecified() {
             // Dual stack where the system allows it; an IPv6-only system still works.
             let _ = sock.set_only_v6(false);
         }
         #[cfg(unix)]
-        sock.set_reuse_address(true).map_err(|e| io("SO_REUSEADDR", e))?;
+        sock.set_reuse_address(true)
+            .map_err(|e| io("SO_REUSEADDR", e))?;
         sys::prepare(&sock).map_err(|e| io("socket options", e))?;
-        sock.bind(&SockAddr::from(addr)).map_err(|e| io("bind", e))?;
+        sock.bind(&SockAddr::from(addr))
+            .map_err(|e| io("bind", e))?;
         sock.listen(128).map_err(|e| io("listen", e))?;
-        let port = sock.local_addr().ok().and_then(|a| a.as_socket()).map_or(port, |a| a.port());
+        let port = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map_or(port, |a| a.port());
         let watch = ReadyWatch::new().map_err(|e| io("epoll", e))?;
         watch.add(&sock);
         Ok(Listener {
@@ -141,7 +150,9 @@ impl Listener {
 
     /// A descriptor for event loops: readable when `accept(0)` may have something to do.
     pub fn raw_handle(&self) -> i64 {
-        self.watch.fd().unwrap_or_else(|| sys::raw_handle(&self.sock))
+        self.watch
+            .fd()
+            .unwrap_or_else(|| sys::raw_handle(&self.sock))
     }
 
     pub fn refused_count(&self) -> u64 {
@@ -160,7 +171,11 @@ impl Listener {
     /// Time until the earliest pending handshake expires (for event loops), if any is pending.
     pub fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        self.pending.lock().iter().map(|p| p.expires.saturating_duration_since(now)).min()
+        self.pending
+            .lock()
+            .iter()
+            .map(|p| p.expires.saturating_duration_since(now))
+            .min()
     }
 
     /// Waits up to the deadline for a client whose CR is valid and accepted, answers it with a CC
@@ -192,7 +207,11 @@ impl Listener {
             }
             if deadline.passed() || deadline.is_immediate() {
                 let what = "accept";
-                return Err(if deadline.is_immediate() { Error::WouldBlock(what.into()) } else { Error::Timeout(what.into()) });
+                return Err(if deadline.is_immediate() {
+                    Error::WouldBlock(what.into())
+                } else {
+                    Error::Timeout(what.into())
+                });
             }
             let wait = pending
                 .iter()
@@ -200,7 +219,8 @@ impl Listener {
                 .fold(deadline.remaining(), Duration::min);
             let mut socks: Vec<&Socket> = pending.iter().map(|p| &p.sock).collect();
             socks.push(&self.sock);
-            sys::wait_any_readable(&socks, wait).map_err(|e| Error::io("waiting for clients", e))?;
+            sys::wait_any_readable(&socks, wait)
+                .map_err(|e| Error::io("waiting for clients", e))?;
         }
     }
 
@@ -213,7 +233,12 @@ impl Listener {
             let (sock, addr) = match self.sock.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted =>
+                {
+                    continue
+                }
                 Err(e) => {
                     // Out of descriptors or memory: report it, keep serving what is pending.
                     *self.last_refusal.lock() = format!("accept failed: {e}");
@@ -223,18 +248,28 @@ impl Listener {
                     return Ok(());
                 }
             };
-            let peer = addr.as_socket().unwrap_or_else(|| SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0));
+            let peer = addr
+                .as_socket()
+                .unwrap_or_else(|| SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0));
             if sys::prepare(&sock).is_err() || sock.set_tcp_nodelay(true).is_err() {
                 continue;
             }
             if pending.len() >= max_pending {
                 let oldest = pending.remove(0);
                 self.watch.remove(&oldest.sock);
-                *self.last_refusal.lock() = format!("{}: dropped, more than {max_pending} handshakes pending", oldest.peer);
+                *self.last_refusal.lock() = format!(
+                    "{}: dropped, more than {max_pending} handshakes pending",
+                    oldest.peer
+                );
                 self.refused.fetch_add(1, Ordering::Relaxed);
             }
             self.watch.add(&sock);
-            pending.push(Pending { sock, peer, framer: Framer::new(MAX_CR_PACKET, 256), expires: Instant::now() + cr_timeout });
+            pending.push(Pending {
+                sock,
+                peer,
+                framer: Framer::new(MAX_CR_PACKET, 256),
+                expires: Instant::now() + cr_timeout,
+            });
         }
     }
 
@@ -243,7 +278,8 @@ impl Listener {
         loop {
             match p.framer.peek_packet() {
                 Ok(Some(tpdu)) => {
-                    let judged = responder::parse_cr(tpdu).and_then(|cr| self.judge(&cr).map(|()| cr));
+                    let judged =
+                        responder::parse_cr(tpdu).and_then(|cr| self.judge(&cr).map(|()| cr));
                     p.framer.consume();
                     return match judged {
                         Ok(cr) => self.confirm(p, cr),
@@ -251,16 +287,31 @@ impl Listener {
                     };
                 }
                 Ok(None) => {}
-                Err(e) => return self.refuse(p, Refusal::new(responder::reason::HEADER_INVALID, 0, format!("bad first packet: {e}"))),
+                Err(e) => {
+                    return self.refuse(
+                        p,
+                        Refusal::new(
+                            responder::reason::HEADER_INVALID,
+                            0,
+                            format!("bad first packet: {e}"),
+                        ),
+                    )
+                }
             }
             let spare = p.framer.spare();
             match (&p.sock).read(spare) {
-                Ok(0) => return Progress::Dropped("client closed the connection before a complete CR".into()),
+                Ok(0) => {
+                    return Progress::Dropped(
+                        "client closed the connection before a complete CR".into(),
+                    )
+                }
                 Ok(n) => p.framer.commit(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if now >= p.expires {
                         self.refused.fetch_add(1, Ordering::Relaxed);
-                        return Progress::Dropped("no CR within the CR timeout; connection closed".into());
+                        return Progress::Dropped(
+                            "no CR within the CR timeout; connection closed".into(),
+                        );
                     }
                     return Progress::Waiting;
                 }
@@ -272,13 +323,26 @@ impl Listener {
 
     fn judge(&self, cr: &CrInfo) -> std::result::Result<(), Refusal> {
         let cfg = self.config.lock();
-        if !cfg.allowed_called.is_empty() && !cr.called.as_ref().is_some_and(|c| cfg.allowed_called.contains(c)) {
+        if !cfg.allowed_called.is_empty()
+            && !cr
+                .called
+                .as_ref()
+                .is_some_and(|c| cfg.allowed_called.contains(c))
+        {
             let called = cr.called.as_ref().map_or("none".into(), |t| t.to_string());
-            return Err(Refusal::new(responder::reason::ADDRESS_UNKNOWN, cr.src_ref, format!("called TSAP {called} is not served here")));
+            return Err(Refusal::new(
+                responder::reason::ADDRESS_UNKNOWN,
+                cr.src_ref,
+                format!("called TSAP {called} is not served here"),
+            ));
         }
         if let Some(filter) = &cfg.filter {
             if let Err(reason) = filter(cr) {
-                return Err(Refusal::new(reason, cr.src_ref, format!("refused by the accept filter with reason 0x{reason:02X}")));
+                return Err(Refusal::new(
+                    reason,
+                    cr.src_ref,
+                    format!("refused by the accept filter with reason 0x{reason:02X}"),
+                ));
             }
         }
         Ok(())
@@ -297,7 +361,12 @@ impl Listener {
         self.refused.fetch_add(1, Ordering::Relaxed);
         let dr = refusal.dr(self.our_ref());
         // Best effort: the DR is tiny and the socket buffer empty; the client may be gone.
-        let _ = transmit::write_all(&p.sock, &mut [IoSlice::new(&dr)], &Deadline::after_ms(0), &AtomicBool::new(false));
+        let _ = transmit::write_all(
+            &p.sock,
+            &mut [IoSlice::new(&dr)],
+            &Deadline::after_ms(0),
+            &AtomicBool::new(false),
+        );
         let _ = p.sock.shutdown(Shutdown::Both);
         Progress::Dropped(format!(
             "CR refused with DR reason 0x{:02X} ({}): {}",
@@ -312,7 +381,12 @@ impl Listener {
         let tpdu_size = responder::granted_tpdu(&cr, cfg.max_tpdu);
         let our_ref = self.our_ref();
         let cc = responder::encode_cc(&cr, our_ref, tpdu_size);
-        if let Err(e) = transmit::write_all(&p.sock, &mut [IoSlice::new(&cc)], &Deadline::after_ms(1000), &AtomicBool::new(false)) {
+        if let Err(e) = transmit::write_all(
+            &p.sock,
+            &mut [IoSlice::new(&cc)],
+            &Deadline::after_ms(1000),
+            &AtomicBool::new(false),
+        ) {
             return Progress::Dropped(format!("sending the CC failed: {e:?}"));
         }
         if let Err(e) = socket::set_keepalive(&p.sock, &cfg.keepalive) {
@@ -330,7 +404,13 @@ impl Listener {
             max_fragments: cfg.max_fragments,
             keepalive: cfg.keepalive,
         };
-        let negotiated = Negotiated { tpdu_size, peer_ref: cr.src_ref, calling: cr.calling, called: cr.called, notes: Vec::new() };
+        let negotiated = Negotiated {
+            tpdu_size,
+            peer_ref: cr.src_ref,
+            calling: cr.calling,
+            called: cr.called,
+            notes: Vec::new(),
+        };
         Progress::Confirmed(Box::new((config, negotiated)))
     }
 }

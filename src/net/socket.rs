@@ -22,7 +22,12 @@ pub struct Keepalive {
 
 impl Default for Keepalive {
     fn default() -> Self {
-        Keepalive { enabled: true, idle_s: 60, interval_s: 10, count: 3 }
+        Keepalive {
+            enabled: true,
+            idle_s: 60,
+            interval_s: 10,
+            count: 3,
+        }
     }
 }
 
@@ -31,22 +36,32 @@ impl Default for Keepalive {
 pub fn validate_host(host: &str) -> Result<()> {
     let h = strip_brackets(host);
     if h.is_empty() || h.len() > 253 {
-        return Err(Error::Invalid(format!("host {host:?} must be 1 to 253 characters")));
+        return Err(Error::Invalid(format!(
+            "host {host:?} must be 1 to 253 characters"
+        )));
     }
     if h.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
     let ok = h.split('.').all(|label| {
-        !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
     if !ok {
-        return Err(Error::Invalid(format!("host {host:?} is neither an IP address nor a host name")));
+        return Err(Error::Invalid(format!(
+            "host {host:?} is neither an IP address nor a host name"
+        )));
     }
     Ok(())
 }
 
 fn strip_brackets(host: &str) -> &str {
-    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// Resolves `host` within the deadline. Literals need no resolver; names are resolved on a helper
@@ -62,13 +77,23 @@ pub fn resolve(host: &str, port: u16, deadline: &Deadline) -> Result<Vec<SocketA
     std::thread::Builder::new()
         .name("isotcp-resolve".into())
         .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+            let _ = tx.send(
+                (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(|a| a.collect::<Vec<_>>()),
+            );
         })
         .map_err(|e| Error::io("starting the resolver thread", e))?;
     match rx.recv_timeout(deadline.remaining()) {
         Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(Error::Resolve { host: host.into(), detail: "no addresses".into() }),
-        Ok(Err(e)) => Err(Error::Resolve { host: host.into(), detail: e.to_string() }),
+        Ok(Ok(_)) => Err(Error::Resolve {
+            host: host.into(),
+            detail: "no addresses".into(),
+        }),
+        Ok(Err(e)) => Err(Error::Resolve {
+            host: host.into(),
+            detail: e.to_string(),
+        }),
         Err(_) => Err(timeout_or_block(deadline, format!("resolving {host:?}"))),
     }
 }
@@ -84,7 +109,11 @@ fn timeout_or_block(deadline: &Deadline, what: String) -> Error {
 /// Connects to the first address that answers, trying each in turn within the one deadline.
 /// Each address but the last gets an equal share of the time left, so one black-holed address
 /// cannot use up the whole deadline.
-pub fn connect_any(addrs: &[SocketAddr], deadline: &Deadline, keepalive: &Keepalive) -> Result<Socket> {
+pub fn connect_any(
+    addrs: &[SocketAddr],
+    deadline: &Deadline,
+    keepalive: &Keepalive,
+) -> Result<Socket> {
     let mut last_err = None;
     for (i, addr) in addrs.iter().enumerate() {
         let left = addrs.len() - i;
@@ -103,16 +132,29 @@ pub fn connect_any(addrs: &[SocketAddr], deadline: &Deadline, keepalive: &Keepal
 
 fn connect_one(addr: &SocketAddr, deadline: &Deadline, keepalive: &Keepalive) -> Result<Socket> {
     let io = |what: &str, e: io::Error| Error::io(format!("{what} ({addr})"), e);
-    let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(|e| io("socket", e))?;
+    let sock = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .map_err(|e| io("socket", e))?;
     sys::prepare(&sock).map_err(|e| io("socket options", e))?;
-    sock.set_tcp_nodelay(true).map_err(|e| io("TCP_NODELAY", e))?;
+    sock.set_tcp_nodelay(true)
+        .map_err(|e| io("TCP_NODELAY", e))?;
     set_keepalive(&sock, keepalive).map_err(|e| io("keep-alive", e))?;
     match sock.connect(&SockAddr::from(*addr)) {
         Ok(()) => return Ok(sock),
         Err(e) if in_progress(&e) => {}
         Err(e) => return Err(connect_error(addr, e)),
     }
-    if !sys::wait(&sock, Interest::Write, deadline, &std::sync::atomic::AtomicBool::new(false)).map_err(|e| io("waiting for TCP connect", e))? {
+    if !sys::wait(
+        &sock,
+        Interest::Write,
+        deadline,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .map_err(|e| io("waiting for TCP connect", e))?
+    {
         return Err(timeout_or_block(deadline, format!("TCP connect to {addr}")));
     }
     match sock.take_error() {
@@ -131,7 +173,9 @@ fn in_progress(e: &io::Error) -> bool {
 
 fn connect_error(addr: &SocketAddr, e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::ConnectionRefused {
-        Error::Refused { addr: addr.to_string() }
+        Error::Refused {
+            addr: addr.to_string(),
+        }
     } else {
         Error::io(format!("TCP connect to {addr}"), e)
     }

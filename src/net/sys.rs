@@ -25,7 +25,12 @@ const WAIT_SLICE: Duration = Duration::from_secs(3600);
 /// Waits until the socket is ready for `interest`, `stop` is set, or the deadline passes.
 /// Returns Ok(true) when ready or stopped (an error or hang-up also counts as ready: the next
 /// call on the socket says which), Ok(false) when the deadline passed first.
-pub fn wait(sock: &Socket, interest: Interest, deadline: &Deadline, stop: &AtomicBool) -> io::Result<bool> {
+pub fn wait(
+    sock: &Socket,
+    interest: Interest,
+    deadline: &Deadline,
+    stop: &AtomicBool,
+) -> io::Result<bool> {
     loop {
         if stop.load(Ordering::Acquire) {
             return Ok(true);
@@ -43,10 +48,22 @@ pub fn wait(sock: &Socket, interest: Interest, deadline: &Deadline, stop: &Atomi
 
 /// Sends as much of `bufs` as the socket takes now, without raising SIGPIPE.
 pub fn send_vectored(sock: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
     let flags = libc::MSG_NOSIGNAL;
     // macOS/iOS: SO_NOSIGPIPE is set when the socket is created. Windows has no SIGPIPE.
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd")))]
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    )))]
     let flags = 0;
     loop {
         match sock.send_vectored_with_flags(bufs, flags) {
@@ -84,7 +101,11 @@ fn poll_one(sock: &Socket, interest: Interest, timeout: Duration) -> io::Result<
         Interest::Read => libc::POLLIN,
         Interest::Write => libc::POLLOUT,
     };
-    let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events,
+        revents: 0,
+    };
     // Round up so a wait never ends just before the deadline and spins.
     let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
     // SAFETY: one valid pollfd, count 1.
@@ -103,7 +124,11 @@ pub fn peer_hung_up(sock: &Socket) -> io::Result<bool> {
     let rdhup = libc::POLLRDHUP;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let rdhup = 0;
-    let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN | rdhup, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN | rdhup,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, count 1, no wait.
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     if n < 0 {
@@ -121,12 +146,18 @@ pub fn peer_hung_up(sock: &Socket) -> io::Result<bool> {
 #[cfg(windows)]
 fn poll_one(sock: &Socket, interest: Interest, timeout: Duration) -> io::Result<bool> {
     use std::os::windows::io::AsRawSocket;
-    use windows_sys::Win32::Networking::WinSock::{WSAPoll, POLLRDNORM, POLLWRNORM, SOCKET_ERROR, WSAPOLLFD};
+    use windows_sys::Win32::Networking::WinSock::{
+        WSAPoll, POLLRDNORM, POLLWRNORM, SOCKET_ERROR, WSAPOLLFD,
+    };
     let events = match interest {
         Interest::Read => POLLRDNORM,
         Interest::Write => POLLWRNORM,
     };
-    let mut pfd = WSAPOLLFD { fd: sock.as_raw_socket() as usize, events, revents: 0 };
+    let mut pfd = WSAPOLLFD {
+        fd: sock.as_raw_socket() as usize,
+        events,
+        revents: 0,
+    };
     let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
     // SAFETY: one valid WSAPOLLFD, count 1.
     let n = unsafe { WSAPoll(&mut pfd, 1, ms) };
@@ -139,8 +170,14 @@ fn poll_one(sock: &Socket, interest: Interest, timeout: Duration) -> io::Result<
 #[cfg(windows)]
 pub fn peer_hung_up(sock: &Socket) -> io::Result<bool> {
     use std::os::windows::io::AsRawSocket;
-    use windows_sys::Win32::Networking::WinSock::{WSAPoll, POLLERR, POLLHUP, POLLRDNORM, SOCKET_ERROR, WSAPOLLFD};
-    let mut pfd = WSAPOLLFD { fd: sock.as_raw_socket() as usize, events: POLLRDNORM, revents: 0 };
+    use windows_sys::Win32::Networking::WinSock::{
+        WSAPoll, POLLERR, POLLHUP, POLLRDNORM, SOCKET_ERROR, WSAPOLLFD,
+    };
+    let mut pfd = WSAPOLLFD {
+        fd: sock.as_raw_socket() as usize,
+        events: POLLRDNORM,
+        revents: 0,
+    };
     // SAFETY: one valid WSAPOLLFD, count 1, no wait.
     let n = unsafe { WSAPoll(&mut pfd, 1, 0) };
     if n == SOCKET_ERROR {
@@ -170,7 +207,10 @@ fn peek_eof(sock: &Socket) -> io::Result<bool> {
 /// Errors that mean the peer is gone rather than that something is wrong here.
 pub fn is_reset(e: &io::Error) -> bool {
     use io::ErrorKind::*;
-    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | UnexpectedEof)
+    matches!(
+        e.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | UnexpectedEof
+    )
 }
 
 /// Waits until any of `socks` is readable (or errored) or `timeout` passes.
@@ -178,8 +218,14 @@ pub fn wait_any_readable(socks: &[&Socket], timeout: Duration) -> io::Result<()>
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
-        let mut fds: Vec<libc::pollfd> =
-            socks.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+        let mut fds: Vec<libc::pollfd> = socks
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
         // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -194,10 +240,22 @@ pub fn wait_any_readable(socks: &[&Socket], timeout: Duration) -> io::Result<()>
     #[cfg(windows)]
     {
         use std::os::windows::io::AsRawSocket;
-        use windows_sys::Win32::Networking::WinSock::{WSAPoll, POLLRDNORM, SOCKET_ERROR, WSAPOLLFD};
-        let mut fds: Vec<WSAPOLLFD> =
-            socks.iter().map(|s| WSAPOLLFD { fd: s.as_raw_socket() as usize, events: POLLRDNORM, revents: 0 }).collect();
-        let ms = timeout.min(WAIT_SLICE).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        use windows_sys::Win32::Networking::WinSock::{
+            WSAPoll, POLLRDNORM, SOCKET_ERROR, WSAPOLLFD,
+        };
+        let mut fds: Vec<WSAPOLLFD> = socks
+            .iter()
+            .map(|s| WSAPOLLFD {
+                fd: s.as_raw_socket() as usize,
+                events: POLLRDNORM,
+                revents: 0,
+            })
+            .collect();
+        let ms = timeout
+            .min(WAIT_SLICE)
+            .as_micros()
+            .div_ceil(1000)
+            .min(i32::MAX as u128) as i32;
         // SAFETY: `fds` is a valid array of `fds.len()` WSAPOLLFDs.
         if unsafe { WSAPoll(fds.as_mut_ptr(), fds.len() as u32, ms) } == SOCKET_ERROR {
             return Err(io::Error::last_os_error());
@@ -225,7 +283,9 @@ impl ReadyWatch {
                 return Err(io::Error::last_os_error());
             }
             // SAFETY: `fd` is a fresh descriptor owned by nothing else.
-            Ok(ReadyWatch { epoll: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) } })
+            Ok(ReadyWatch {
+                epoll: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+            })
         }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         Ok(ReadyWatch {})
@@ -245,7 +305,10 @@ impl ReadyWatch {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn ctl(&self, op: libc::c_int, sock: &Socket) {
         use std::os::fd::AsRawFd;
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 0,
+        };
         // SAFETY: valid epoll and socket descriptors, a valid event. Failure only means the
         // event-loop descriptor misses this socket; iso_accept itself polls every socket.
         unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, sock.as_raw_fd(), &mut ev) };

@@ -22,7 +22,12 @@ pub enum WriteError {
 }
 
 /// Writes `bufs` completely, handling partial writes and EINTR, waiting for room within the deadline.
-pub fn write_all(sock: &Socket, mut bufs: &mut [IoSlice<'_>], deadline: &Deadline, stop: &AtomicBool) -> Result<usize, WriteError> {
+pub fn write_all(
+    sock: &Socket,
+    mut bufs: &mut [IoSlice<'_>],
+    deadline: &Deadline,
+    stop: &AtomicBool,
+) -> Result<usize, WriteError> {
     let mut sent = 0;
     while !bufs.is_empty() {
         match sys::send_vectored(sock, bufs) {
@@ -30,11 +35,13 @@ pub fn write_all(sock: &Socket, mut bufs: &mut [IoSlice<'_>], deadline: &Deadlin
                 sent += n;
                 IoSlice::advance_slices(&mut bufs, n);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match sys::wait(sock, Interest::Write, deadline, stop) {
-                Ok(true) => {}
-                Ok(false) => return Err(WriteError::Deadline { sent }),
-                Err(error) => return Err(WriteError::Io { sent, error }),
-            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match sys::wait(sock, Interest::Write, deadline, stop) {
+                    Ok(true) => {}
+                    Ok(false) => return Err(WriteError::Deadline { sent }),
+                    Err(error) => return Err(WriteError::Io { sent, error }),
+                }
+            }
             Err(error) => return Err(WriteError::Io { sent, error }),
         }
     }
@@ -42,7 +49,13 @@ pub fn write_all(sock: &Socket, mut bufs: &mut [IoSlice<'_>], deadline: &Deadlin
 }
 
 /// Sends `message` as DTs of at most `tpdu_size`, up to 64 DTs per system call.
-pub fn write_message(sock: &Socket, message: &[u8], tpdu_size: u32, deadline: &Deadline, stop: &AtomicBool) -> Result<(), WriteError> {
+pub fn write_message(
+    sock: &Socket,
+    message: &[u8],
+    tpdu_size: u32,
+    deadline: &Deadline,
+    stop: &AtomicBool,
+) -> Result<(), WriteError> {
     let per = segment::payload_per_dt(tpdu_size);
     let total = segment::segment_count(message.len(), tpdu_size);
     let mut sent_before = 0;
@@ -61,8 +74,17 @@ pub fn write_message(sock: &Socket, message: &[u8], tpdu_size: u32, deadline: &D
         }
         match write_all(sock, &mut slices[..2 * n], deadline, stop) {
             Ok(sent) => sent_before += sent,
-            Err(WriteError::Deadline { sent }) => return Err(WriteError::Deadline { sent: sent_before + sent }),
-            Err(WriteError::Io { sent, error }) => return Err(WriteError::Io { sent: sent_before + sent, error }),
+            Err(WriteError::Deadline { sent }) => {
+                return Err(WriteError::Deadline {
+                    sent: sent_before + sent,
+                })
+            }
+            Err(WriteError::Io { sent, error }) => {
+                return Err(WriteError::Io {
+                    sent: sent_before + sent,
+                    error,
+                })
+            }
         }
     }
     Ok(())

@@ -42,7 +42,11 @@ impl<'a> Params<'a> {
             }
             let len = rest[1] as usize;
             if rest.len() < 2 + len {
-                return Err(ProtoError::ParamPastHeader { code: rest[0], len, room: rest.len() - 2 });
+                return Err(ProtoError::ParamPastHeader {
+                    code: rest[0],
+                    len,
+                    room: rest.len() - 2,
+                });
             }
             rest = &rest[2 + len..];
         }
@@ -86,9 +90,22 @@ pub struct Connect<'a> {
 pub enum Tpdu<'a> {
     Cr(Connect<'a>),
     Cc(Connect<'a>),
-    Dr { dst_ref: u16, src_ref: u16, reason: u8, params: Params<'a>, user_data: &'a [u8] },
-    Dt { eot: bool, payload: &'a [u8] },
-    Er { dst_ref: u16, cause: u8, params: Params<'a> },
+    Dr {
+        dst_ref: u16,
+        src_ref: u16,
+        reason: u8,
+        params: Params<'a>,
+        user_data: &'a [u8],
+    },
+    Dt {
+        eot: bool,
+        payload: &'a [u8],
+    },
+    Er {
+        dst_ref: u16,
+        cause: u8,
+        params: Params<'a>,
+    },
 }
 
 /// Decodes one TPDU: the whole content of one TPKT packet.
@@ -98,10 +115,16 @@ pub fn decode(tpdu: &[u8]) -> Result<Tpdu<'_>, ProtoError> {
     }
     let li = tpdu[0] as usize;
     if li == 0 || li == 255 {
-        return Err(ProtoError::BadLi { li, room: tpdu.len() - 1 });
+        return Err(ProtoError::BadLi {
+            li,
+            room: tpdu.len() - 1,
+        });
     }
     if li + 1 > tpdu.len() {
-        return Err(ProtoError::BadLi { li, room: tpdu.len() - 1 });
+        return Err(ProtoError::BadLi {
+            li,
+            room: tpdu.len() - 1,
+        });
     }
     let header = &tpdu[..li + 1];
     let after = &tpdu[li + 1..];
@@ -118,7 +141,10 @@ pub fn decode(tpdu: &[u8]) -> Result<Tpdu<'_>, ProtoError> {
         if after.is_empty() {
             Ok(())
         } else {
-            Err(ProtoError::TrailingBytes { tpdu: name, len: after.len() })
+            Err(ProtoError::TrailingBytes {
+                tpdu: name,
+                len: after.len(),
+            })
         }
     };
     match code {
@@ -133,7 +159,10 @@ pub fn decode(tpdu: &[u8]) -> Result<Tpdu<'_>, ProtoError> {
             if nr & 0x7F != 0 {
                 return Err(ProtoError::DtTpduNr(nr & 0x7F));
             }
-            Ok(Tpdu::Dt { eot: nr & 0x80 != 0, payload: after })
+            Ok(Tpdu::Dt {
+                eot: nr & 0x80 != 0,
+                payload: after,
+            })
         }
         CR | CC => {
             let name = if code == CR { "CR" } else { "CC" };
@@ -160,7 +189,11 @@ pub fn decode(tpdu: &[u8]) -> Result<Tpdu<'_>, ProtoError> {
         ER => {
             fixed(5, "ER")?;
             no_trailing("ER")?;
-            Ok(Tpdu::Er { dst_ref: u16_at(2), cause: header[4], params: Params::check(&header[5..])? })
+            Ok(Tpdu::Er {
+                dst_ref: u16_at(2),
+                cause: header[4],
+                params: Params::check(&header[5..])?,
+            })
         }
         other => Err(ProtoError::UnexpectedTpdu(other)),
     }
@@ -168,12 +201,7 @@ pub fn decode(tpdu: &[u8]) -> Result<Tpdu<'_>, ProtoError> {
 
 /// Appends a TPDU header of CR/CC/DR shape with the given parameters to `out`, TPKT header
 /// included. Returns the packet length.
-fn encode_with_params(
-    out: &mut Vec<u8>,
-    code: u8,
-    fixed: &[u8],
-    params: &[(u8, &[u8])],
-) -> usize {
+fn encode_with_params(out: &mut Vec<u8>, code: u8, fixed: &[u8], params: &[(u8, &[u8])]) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0, 0, 0, 0, 0, code]);
     out.extend_from_slice(fixed);
@@ -190,7 +218,13 @@ fn encode_with_params(
 }
 
 /// A CR or CC packet (TPKT header included).
-pub fn encode_connect(code: u8, dst_ref: u16, src_ref: u16, class_options: u8, params: &[(u8, &[u8])]) -> Vec<u8> {
+pub fn encode_connect(
+    code: u8,
+    dst_ref: u16,
+    src_ref: u16,
+    class_options: u8,
+    params: &[(u8, &[u8])],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     let [d0, d1] = dst_ref.to_be_bytes();
     let [s0, s1] = src_ref.to_be_bytes();
@@ -253,18 +287,38 @@ mod tests {
 
     #[test]
     fn dt_vectors() {
-        assert_eq!(decode(&[2, 0xF0, 0x80, 0x32, 1, 0]), Ok(Tpdu::Dt { eot: true, payload: &[0x32, 1, 0] }));
-        assert_eq!(decode(&[2, 0xF0, 0x00, 0x32, 1, 0]), Ok(Tpdu::Dt { eot: false, payload: &[0x32, 1, 0] }));
+        assert_eq!(
+            decode(&[2, 0xF0, 0x80, 0x32, 1, 0]),
+            Ok(Tpdu::Dt {
+                eot: true,
+                payload: &[0x32, 1, 0]
+            })
+        );
+        assert_eq!(
+            decode(&[2, 0xF0, 0x00, 0x32, 1, 0]),
+            Ok(Tpdu::Dt {
+                eot: false,
+                payload: &[0x32, 1, 0]
+            })
+        );
         assert_eq!(decode(&[3, 0xF0, 0x80, 0x32]), Err(ProtoError::DtLi(3)));
-        assert_eq!(decode(&[2, 0xE0, 0x80, 0x32]), Err(ProtoError::HeaderTooShort { tpdu: "CR", li: 2 }));
+        assert_eq!(
+            decode(&[2, 0xE0, 0x80, 0x32]),
+            Err(ProtoError::HeaderTooShort { tpdu: "CR", li: 2 })
+        );
         assert_eq!(decode(&[2, 0xF0, 0x81, 0x32]), Err(ProtoError::DtTpduNr(1)));
         assert_eq!(decode(&[2, 0xF1, 0x80]), Err(ProtoError::DtCode(0xF1)));
     }
 
     #[test]
     fn cc_from_a_plc_with_parameters_in_any_order() {
-        let cc = [0x11, 0xD0, 0x00, 0x0F, 0x00, 0x0B, 0x00, 0xC0, 1, 0x0A, 0xC1, 2, 3, 0x11, 0xC2, 2, 1, 0];
-        let Tpdu::Cc(c) = decode(&cc).unwrap() else { panic!() };
+        let cc = [
+            0x11, 0xD0, 0x00, 0x0F, 0x00, 0x0B, 0x00, 0xC0, 1, 0x0A, 0xC1, 2, 3, 0x11, 0xC2, 2, 1,
+            0,
+        ];
+        let Tpdu::Cc(c) = decode(&cc).unwrap() else {
+            panic!()
+        };
         assert_eq!((c.dst_ref, c.src_ref, c.class_options), (0x000F, 0x000B, 0));
         assert_eq!(c.params.get(param::TPDU_SIZE), Some(&[0x0A][..]));
         assert_eq!(c.params.get(param::CALLING_TSAP), Some(&[3, 0x11][..]));
@@ -274,18 +328,34 @@ mod tests {
     #[test]
     fn malformed_headers() {
         // LI pointing past the packet.
-        assert_eq!(decode(&[0x20, 0xD0, 0, 1]), Err(ProtoError::BadLi { li: 0x20, room: 3 }));
+        assert_eq!(
+            decode(&[0x20, 0xD0, 0, 1]),
+            Err(ProtoError::BadLi { li: 0x20, room: 3 })
+        );
         // A parameter running past the header.
         assert_eq!(
             decode(&[9, 0xD0, 0, 1, 0, 1, 0, 0xC1, 5, 1]),
-            Err(ProtoError::ParamPastHeader { code: 0xC1, len: 5, room: 1 })
+            Err(ProtoError::ParamPastHeader {
+                code: 0xC1,
+                len: 5,
+                room: 1
+            })
         );
         // Bytes after a CC.
-        assert_eq!(decode(&[6, 0xD0, 0, 1, 0, 1, 0, 9]), Err(ProtoError::TrailingBytes { tpdu: "CC", len: 1 }));
+        assert_eq!(
+            decode(&[6, 0xD0, 0, 1, 0, 1, 0, 9]),
+            Err(ProtoError::TrailingBytes { tpdu: "CC", len: 1 })
+        );
         // Class 0 has no AK, RJ, ED...
-        assert_eq!(decode(&[4, 0x60, 0, 1, 0]), Err(ProtoError::UnexpectedTpdu(0x60)));
+        assert_eq!(
+            decode(&[4, 0x60, 0, 1, 0]),
+            Err(ProtoError::UnexpectedTpdu(0x60))
+        );
         assert_eq!(decode(&[0]), Err(ProtoError::TpduTooShort(1)));
-        assert_eq!(decode(&[0, 0xF0]), Err(ProtoError::BadLi { li: 0, room: 1 }));
+        assert_eq!(
+            decode(&[0, 0xF0]),
+            Err(ProtoError::BadLi { li: 0, room: 1 })
+        );
     }
 
     #[test]
@@ -294,10 +364,26 @@ mod tests {
         assert_eq!(dr, [3, 0, 0, 11, 6, 0x80, 0, 1, 0, 0x44, 0x85]);
         assert_eq!(
             decode(&dr[4..]),
-            Ok(Tpdu::Dr { dst_ref: 1, src_ref: 0x44, reason: 0x85, params: Params(&[]), user_data: &[] })
+            Ok(Tpdu::Dr {
+                dst_ref: 1,
+                src_ref: 0x44,
+                reason: 0x85,
+                params: Params(&[]),
+                user_data: &[]
+            })
         );
         let er = encode_er(1, 2, &[2, 0xF0]);
-        let Tpdu::Er { dst_ref, cause, params } = decode(&er[4..]).unwrap() else { panic!() };
-        assert_eq!((dst_ref, cause, params.get(param::INVALID_TPDU)), (1, 2, Some(&[2, 0xF0][..])));
+        let Tpdu::Er {
+            dst_ref,
+            cause,
+            params,
+        } = decode(&er[4..]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (dst_ref, cause, params.get(param::INVALID_TPDU)),
+            (1, 2, Some(&[2, 0xF0][..]))
+        );
     }
 }

@@ -77,9 +77,13 @@ pub struct Negotiated {
 pub enum ConnectAnswer {
     Confirmed(Negotiated),
     /// DR: refused with a reason.
-    Refused { reason: u8 },
+    Refused {
+        reason: u8,
+    },
     /// ER: our CR was rejected with a cause.
-    Rejected { cause: u8 },
+    Rejected {
+        cause: u8,
+    },
 }
 
 /// Validates the answer to `req` (one TPDU, without the TPKT header).
@@ -96,7 +100,10 @@ pub fn check_answer(req: &ConnectRequest, tpdu: &[u8]) -> Result<ConnectAnswer, 
     }
     let mut notes = Vec::new();
     if cc.dst_ref != OUR_SRC_REF {
-        notes.push(format!("CC DST-REF is 0x{:04X}, our SRC-REF was 0x{OUR_SRC_REF:04X}", cc.dst_ref));
+        notes.push(format!(
+            "CC DST-REF is 0x{:04X}, our SRC-REF was 0x{OUR_SRC_REF:04X}",
+            cc.dst_ref
+        ));
     }
     let c0 = cc.params.get(param::TPDU_SIZE);
     let f0 = cc.params.get(param::PREFERRED_MAX_TPDU);
@@ -108,7 +115,10 @@ pub fn check_answer(req: &ConnectRequest, tpdu: &[u8]) -> Result<ConnectAnswer, 
             }
             let size = tpdu_size_of_code(v[0]).ok_or(ProtoError::CcTpduSizeCode(v[0]))?;
             if size > req.tpdu_size {
-                notes.push(format!("CC granted TPDU {size}, capped to the {} offered", req.tpdu_size));
+                notes.push(format!(
+                    "CC granted TPDU {size}, capped to the {} offered",
+                    req.tpdu_size
+                ));
             }
             size.min(req.tpdu_size)
         }
@@ -123,20 +133,31 @@ pub fn check_answer(req: &ConnectRequest, tpdu: &[u8]) -> Result<ConnectAnswer, 
             (units.saturating_mul(128)).min(req.tpdu_size as u64) as u32
         }
         (None, None) => {
-            notes.push(format!("CC has no TPDU size: using {DEFAULT_TPDU_WITHOUT_C0}"));
+            notes.push(format!(
+                "CC has no TPDU size: using {DEFAULT_TPDU_WITHOUT_C0}"
+            ));
             DEFAULT_TPDU_WITHOUT_C0.min(req.tpdu_size)
         }
     };
     let calling = cc.params.get(param::CALLING_TSAP).map(Tsap::from_wire);
     let called = cc.params.get(param::CALLED_TSAP).map(Tsap::from_wire);
-    for (name, got, ours) in [("calling", &calling, &req.calling), ("called", &called, &req.called)] {
+    for (name, got, ours) in [
+        ("calling", &calling, &req.calling),
+        ("called", &called, &req.called),
+    ] {
         match got {
             None => notes.push(format!("CC has no {name} TSAP")),
             Some(t) if t != ours => notes.push(format!("CC {name} TSAP is {t}, we sent {ours}")),
             _ => {}
         }
     }
-    Ok(ConnectAnswer::Confirmed(Negotiated { tpdu_size, peer_ref: cc.src_ref, calling, called, notes }))
+    Ok(ConnectAnswer::Confirmed(Negotiated {
+        tpdu_size,
+        peer_ref: cc.src_ref,
+        calling,
+        called,
+        notes,
+    }))
 }
 
 #[cfg(test)]
@@ -144,11 +165,18 @@ mod tests {
     use super::*;
 
     fn default_req() -> ConnectRequest {
-        ConnectRequest { calling: Tsap::from_u16(0x0100), called: Tsap::from_u16(0x0102), tpdu_size: 1024, extra: vec![] }
+        ConnectRequest {
+            calling: Tsap::from_u16(0x0100),
+            called: Tsap::from_u16(0x0102),
+            tpdu_size: 1024,
+            extra: vec![],
+        }
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -161,7 +189,11 @@ mod tests {
 
     #[test]
     fn string_tsap_cr_is_the_wire_vector() {
-        let req = ConnectRequest { calling: Tsap::from_u16(0x0600), called: Tsap::new(b"SIMATIC-ROOT-HMI").unwrap(), ..default_req() };
+        let req = ConnectRequest {
+            calling: Tsap::from_u16(0x0600),
+            called: Tsap::new(b"SIMATIC-ROOT-HMI").unwrap(),
+            ..default_req()
+        };
         assert_eq!(
             req.encode().unwrap(),
             hex("03 00 00 24 1F E0 00 00 00 01 00 C1 02 06 00 C2 10 53 49 4D 41 54 49 43 2D 52 4F 4F 54 2D 48 4D 49 C0 01 0A")
@@ -173,46 +205,84 @@ mod tests {
         let req = default_req();
         // python-snap7 3.3's CC.
         let cc = hex("11 D0 00 01 00 01 00 C0 01 0A C1 02 01 00 C2 02 01 02");
-        let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc).unwrap() else { panic!() };
+        let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc).unwrap() else {
+            panic!()
+        };
         assert_eq!((n.tpdu_size, n.notes.len()), (1024, 0));
         // A PLC's CC, other order, other TSAPs and references: accepted with notes.
         let cc = hex("11 D0 00 0F 00 0B 00 C0 01 09 C1 02 03 11 C2 02 01 00");
-        let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc).unwrap() else { panic!() };
+        let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc).unwrap() else {
+            panic!()
+        };
         assert_eq!((n.tpdu_size, n.peer_ref), (512, 0x000B));
         assert_eq!(n.notes.len(), 3, "{:?}", n.notes);
         // Larger than offered: capped.
         let cc = hex("09 D0 00 01 00 01 00 C0 01 0D");
-        let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc).unwrap() else { panic!() };
+        let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc).unwrap() else {
+            panic!()
+        };
         assert_eq!(n.tpdu_size, 1024);
         // None: 128.
-        let ConnectAnswer::Confirmed(n) = check_answer(&req, &hex("06 D0 00 01 00 01 00")).unwrap() else { panic!() };
+        let ConnectAnswer::Confirmed(n) = check_answer(&req, &hex("06 D0 00 01 00 01 00")).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(n.tpdu_size, 128);
         // F0 alone, in units of 128.
-        let ConnectAnswer::Confirmed(n) = check_answer(&req, &hex("0A D0 00 01 00 01 00 F0 02 00 04")).unwrap() else { panic!() };
+        let ConnectAnswer::Confirmed(n) =
+            check_answer(&req, &hex("0A D0 00 01 00 01 00 F0 02 00 04")).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(n.tpdu_size, 512);
     }
 
     #[test]
     fn bad_ccs() {
         let req = default_req();
-        assert_eq!(check_answer(&req, &hex("09 D0 00 01 00 01 00 C0 01 20")), Err(ProtoError::CcTpduSizeCode(0x20)));
-        assert_eq!(check_answer(&req, &hex("0A D0 00 01 00 01 00 C0 02 0A 0A")), Err(ProtoError::CcTpduSizeLen(2)));
-        assert_eq!(check_answer(&req, &hex("0C D0 00 01 00 01 00 C0 01 0A F0 01 08")), Err(ProtoError::CcBothSizes));
-        assert_eq!(check_answer(&req, &hex("06 D0 00 01 00 01 10")), Err(ProtoError::CcClass(1)));
-        assert_eq!(check_answer(&req, &hex("02 F0 80")), Err(ProtoError::NotACc("DT")));
+        assert_eq!(
+            check_answer(&req, &hex("09 D0 00 01 00 01 00 C0 01 20")),
+            Err(ProtoError::CcTpduSizeCode(0x20))
+        );
+        assert_eq!(
+            check_answer(&req, &hex("0A D0 00 01 00 01 00 C0 02 0A 0A")),
+            Err(ProtoError::CcTpduSizeLen(2))
+        );
+        assert_eq!(
+            check_answer(&req, &hex("0C D0 00 01 00 01 00 C0 01 0A F0 01 08")),
+            Err(ProtoError::CcBothSizes)
+        );
+        assert_eq!(
+            check_answer(&req, &hex("06 D0 00 01 00 01 10")),
+            Err(ProtoError::CcClass(1))
+        );
+        assert_eq!(
+            check_answer(&req, &hex("02 F0 80")),
+            Err(ProtoError::NotACc("DT"))
+        );
     }
 
     #[test]
     fn refusals() {
         let req = default_req();
-        assert_eq!(check_answer(&req, &hex("06 80 00 01 00 00 81")), Ok(ConnectAnswer::Refused { reason: 0x81 }));
-        assert_eq!(check_answer(&req, &hex("04 70 00 01 03")), Ok(ConnectAnswer::Rejected { cause: 3 }));
+        assert_eq!(
+            check_answer(&req, &hex("06 80 00 01 00 00 81")),
+            Ok(ConnectAnswer::Refused { reason: 0x81 })
+        );
+        assert_eq!(
+            check_answer(&req, &hex("04 70 00 01 03")),
+            Ok(ConnectAnswer::Rejected { cause: 3 })
+        );
     }
 
     #[test]
     fn cr_size_is_bounded() {
         let long = Tsap::new(&[0x41; 32]).unwrap();
-        let mut req = ConnectRequest { calling: long.clone(), called: long, ..default_req() };
+        let mut req = ConnectRequest {
+            calling: long.clone(),
+            called: long,
+            ..default_req()
+        };
         assert!(req.encode().is_ok());
         req.extra = vec![(0xC6, vec![0; 60])];
         assert_eq!(req.encode(), Err(ProtoError::CrTooLong(140)));

@@ -28,7 +28,9 @@ pub enum ProtoError {
     HeaderTooShort { tpdu: &'static str, li: usize },
     #[error("COTP parameter 0x{code:02X} is truncated at the end of the header")]
     ParamTruncated { code: u8 },
-    #[error("COTP parameter 0x{code:02X} of length {len} runs past the header ({room} bytes left)")]
+    #[error(
+        "COTP parameter 0x{code:02X} of length {len} runs past the header ({room} bytes left)"
+    )]
     ParamPastHeader { code: u8, len: usize, room: usize },
     #[error("{len} bytes follow the COTP {tpdu} header; class 0 carries one TPDU per TPKT")]
     TrailingBytes { tpdu: &'static str, len: usize },
@@ -73,6 +75,11 @@ pub enum ProtoError {
 impl ProtoError {
     /// Errors of size rather than form (reported as "too large").
     pub fn is_size_limit(&self) -> bool {
-        matches!(self, ProtoError::TpktTooLong { .. } | ProtoError::MessageTooLarge { .. } | ProtoError::TooManyFragments(_))
+        matches!(
+            self,
+            ProtoError::TpktTooLong { .. }
+                | ProtoError::MessageTooLarge { .. }
+                | ProtoError::TooManyFragments(_)
+        )
     }
 }

@@ -44,7 +44,11 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(reason: u8, peer_ref: u16, detail: impl Into<String>) -> Self {
-        Refusal { reason, peer_ref, detail: detail.into() }
+        Refusal {
+            reason,
+            peer_ref,
+            detail: detail.into(),
+        }
     }
 
     /// The DR packet (TPKT header included).
@@ -57,28 +61,76 @@ impl Refusal {
 pub fn parse_cr(tpdu: &[u8]) -> Result<CrInfo, Refusal> {
     let cr = match cotp::decode(tpdu) {
         Ok(Tpdu::Cr(cr)) => cr,
-        Ok(other) => return Err(Refusal::new(reason::PROTOCOL_ERROR, 0, format!("expected a CR, got {}", tpdu_name(&other)))),
-        Err(e @ (ProtoError::UnexpectedTpdu(_) | ProtoError::DtCode(_) | ProtoError::DtLi(_) | ProtoError::DtTpduNr(_))) => {
-            return Err(Refusal::new(reason::PROTOCOL_ERROR, 0, format!("expected a CR: {e}")))
+        Ok(other) => {
+            return Err(Refusal::new(
+                reason::PROTOCOL_ERROR,
+                0,
+                format!("expected a CR, got {}", tpdu_name(&other)),
+            ))
         }
-        Err(e) => return Err(Refusal::new(reason::HEADER_INVALID, src_ref_of(tpdu), format!("malformed CR: {e}"))),
+        Err(
+            e @ (ProtoError::UnexpectedTpdu(_)
+            | ProtoError::DtCode(_)
+            | ProtoError::DtLi(_)
+            | ProtoError::DtTpduNr(_)),
+        ) => {
+            return Err(Refusal::new(
+                reason::PROTOCOL_ERROR,
+                0,
+                format!("expected a CR: {e}"),
+            ))
+        }
+        Err(e) => {
+            return Err(Refusal::new(
+                reason::HEADER_INVALID,
+                src_ref_of(tpdu),
+                format!("malformed CR: {e}"),
+            ))
+        }
     };
     if tpdu.len() > super::handshake::MAX_CR_TPDU {
-        return Err(Refusal::new(reason::HEADER_INVALID, cr.src_ref, format!("CR of {} bytes is above the 128 allowed", tpdu.len())));
+        return Err(Refusal::new(
+            reason::HEADER_INVALID,
+            cr.src_ref,
+            format!("CR of {} bytes is above the 128 allowed", tpdu.len()),
+        ));
     }
     if cr.dst_ref != 0 {
-        return Err(Refusal::new(reason::MISMATCHED_REFERENCES, cr.src_ref, format!("CR DST-REF is 0x{:04X}, must be 0", cr.dst_ref)));
+        return Err(Refusal::new(
+            reason::MISMATCHED_REFERENCES,
+            cr.src_ref,
+            format!("CR DST-REF is 0x{:04X}, must be 0", cr.dst_ref),
+        ));
     }
     if cr.class_options >> 4 != 0 {
-        return Err(Refusal::new(reason::NEGOTIATION_FAILED, cr.src_ref, format!("CR asks for class {}, only class 0 is served", cr.class_options >> 4)));
+        return Err(Refusal::new(
+            reason::NEGOTIATION_FAILED,
+            cr.src_ref,
+            format!(
+                "CR asks for class {}, only class 0 is served",
+                cr.class_options >> 4
+            ),
+        ));
     }
     let requested_tpdu = match cr.params.get(param::TPDU_SIZE) {
         None => None,
         Some([code]) => match tpdu_size_of_code(*code) {
             Some(size) => Some(size),
-            None => return Err(Refusal::new(reason::HEADER_INVALID, cr.src_ref, format!("CR TPDU-size code 0x{code:02X} is outside 0x07..0x10"))),
+            None => {
+                return Err(Refusal::new(
+                    reason::HEADER_INVALID,
+                    cr.src_ref,
+                    format!("CR TPDU-size code 0x{code:02X} is outside 0x07..0x10"),
+                ))
+            }
         },
-        Some(v) => return Err(Refusal::new(reason::HEADER_INVALID, cr.src_ref, format!("CR TPDU-size parameter has length {}", v.len()))),
+        Some(v) => {
+            return Err(Refusal::new(
+                reason::HEADER_INVALID,
+                cr.src_ref,
+                format!("CR TPDU-size parameter has length {}", v.len()),
+            ))
+        }
     };
     Ok(CrInfo {
         src_ref: cr.src_ref,
@@ -129,49 +181,91 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
     }
 
     #[test]
     fn default_cr_gets_a_22_byte_cc_echoing_both_tsaps() {
-        let cr = parse_cr(&hex("11 E0 00 00 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A")).unwrap();
+        let cr = parse_cr(&hex(
+            "11 E0 00 00 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A",
+        ))
+        .unwrap();
         assert_eq!(granted_tpdu(&cr, 8192), 1024);
         let cc = encode_cc(&cr, 0x0001, 1024);
-        assert_eq!(cc, hex("03 00 00 16 11 D0 00 01 00 01 00 C0 01 0A C1 02 01 00 C2 02 01 02"));
+        assert_eq!(
+            cc,
+            hex("03 00 00 16 11 D0 00 01 00 01 00 C0 01 0A C1 02 01 00 C2 02 01 02")
+        );
     }
 
     #[test]
     fn our_cc_satisfies_our_own_client_rules() {
         use super::super::handshake::{check_answer, ConnectAnswer, ConnectRequest};
-        let req = ConnectRequest { calling: Tsap::from_u16(0x0100), called: Tsap::new(b"SIMATIC-ROOT-HMI").unwrap(), tpdu_size: 4096, extra: vec![] };
+        let req = ConnectRequest {
+            calling: Tsap::from_u16(0x0100),
+            called: Tsap::new(b"SIMATIC-ROOT-HMI").unwrap(),
+            tpdu_size: 4096,
+            extra: vec![],
+        };
         let crp = req.encode().unwrap();
         let cr = parse_cr(&crp[4..]).unwrap();
         let cc = encode_cc(&cr, 0x4321, granted_tpdu(&cr, 2048));
-        let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc[4..]).unwrap() else { panic!() };
+        let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc[4..]).unwrap() else {
+            panic!()
+        };
         assert_eq!((n.tpdu_size, n.peer_ref, n.notes.len()), (2048, 0x4321, 0));
     }
 
     #[test]
     fn tpdu_grant() {
         let cr = parse_cr(&hex("06 E0 00 00 00 07 00")).unwrap();
-        assert_eq!((granted_tpdu(&cr, 8192), cr.calling, cr.called), (128, None, None));
+        assert_eq!(
+            (granted_tpdu(&cr, 8192), cr.calling, cr.called),
+            (128, None, None)
+        );
         let cr = parse_cr(&hex("09 E0 00 00 00 07 00 C0 01 0D")).unwrap();
         assert_eq!(granted_tpdu(&cr, 1024), 1024);
     }
 
     #[test]
     fn refusals() {
-        let r = parse_cr(&hex("11 E0 00 05 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A")).unwrap_err();
+        let r = parse_cr(&hex(
+            "11 E0 00 05 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A",
+        ))
+        .unwrap_err();
         assert_eq!((r.reason, r.peer_ref), (reason::MISMATCHED_REFERENCES, 1));
         assert_eq!(r.dr(0x0001), hex("03 00 00 0B 06 80 00 01 00 01 84"));
         // LI past the packet.
-        assert_eq!(parse_cr(&hex("20 E0 00 00 00 01 00")).unwrap_err().reason, reason::HEADER_INVALID);
+        assert_eq!(
+            parse_cr(&hex("20 E0 00 00 00 01 00")).unwrap_err().reason,
+            reason::HEADER_INVALID
+        );
         // A parameter running past the header.
         let r = parse_cr(&hex("0A E0 00 00 00 09 00 C1 05 01 00")).unwrap_err();
         assert_eq!((r.reason, r.peer_ref), (reason::HEADER_INVALID, 9));
-        assert_eq!(parse_cr(&hex("09 E0 00 00 00 01 00 C0 01 20")).unwrap_err().reason, reason::HEADER_INVALID);
-        assert_eq!(parse_cr(&hex("06 E0 00 00 00 01 20")).unwrap_err().reason, reason::NEGOTIATION_FAILED);
-        assert_eq!(parse_cr(&hex("02 F0 80")).unwrap_err().reason, reason::PROTOCOL_ERROR);
-        assert_eq!(parse_cr(&hex("11 D0 00 00 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A")).unwrap_err().reason, reason::PROTOCOL_ERROR);
+        assert_eq!(
+            parse_cr(&hex("09 E0 00 00 00 01 00 C0 01 20"))
+                .unwrap_err()
+                .reason,
+            reason::HEADER_INVALID
+        );
+        assert_eq!(
+            parse_cr(&hex("06 E0 00 00 00 01 20")).unwrap_err().reason,
+            reason::NEGOTIATION_FAILED
+        );
+        assert_eq!(
+            parse_cr(&hex("02 F0 80")).unwrap_err().reason,
+            reason::PROTOCOL_ERROR
+        );
+        assert_eq!(
+            parse_cr(&hex(
+                "11 D0 00 00 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A"
+            ))
+            .unwrap_err()
+            .reason,
+            reason::PROTOCOL_ERROR
+        );
     }
 }

@@ -21,10 +21,16 @@ pub fn dt_header(payload_len: usize, eot: bool) -> [u8; DT_OVERHEAD] {
 
 /// Splits `message` into DTs: yields (header, payload slice) pairs, EOT on the last only.
 /// An empty message yields nothing (it is never sent).
-pub fn segments(message: &[u8], tpdu_size: u32) -> impl Iterator<Item = ([u8; DT_OVERHEAD], &[u8])> {
+pub fn segments(
+    message: &[u8],
+    tpdu_size: u32,
+) -> impl Iterator<Item = ([u8; DT_OVERHEAD], &[u8])> {
     let per = payload_per_dt(tpdu_size);
     let count = message.len().div_ceil(per);
-    message.chunks(per).enumerate().map(move |(i, chunk)| (dt_header(chunk.len(), i + 1 == count), chunk))
+    message
+        .chunks(per)
+        .enumerate()
+        .map(move |(i, chunk)| (dt_header(chunk.len(), i + 1 == count), chunk))
 }
 
 /// Number of DTs a message needs.
@@ -61,7 +67,12 @@ pub struct Reassembler {
 
 impl Reassembler {
     pub fn new(limits: Limits) -> Self {
-        Reassembler { buf: Vec::new(), fragments: 0, complete: false, limits }
+        Reassembler {
+            buf: Vec::new(),
+            fragments: 0,
+            complete: false,
+            limits,
+        }
     }
 
     pub fn set_limits(&mut self, limits: Limits) {
@@ -88,7 +99,10 @@ impl Reassembler {
         }
         let total = self.buf.len() + payload.len();
         if total > self.limits.max_message {
-            return Err(ProtoError::MessageTooLarge { len: total, max: self.limits.max_message });
+            return Err(ProtoError::MessageTooLarge {
+                len: total,
+                max: self.limits.max_message,
+            });
         }
         if self.fragments + 1 > self.limits.max_fragments {
             return Err(ProtoError::TooManyFragments(self.limits.max_fragments));
@@ -121,7 +135,10 @@ impl Reassembler {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits { max_message: 65536, max_fragments: 4096 };
+    const LIMITS: Limits = Limits {
+        max_message: 65536,
+        max_fragments: 4096,
+    };
 
     #[test]
     fn segmentation_respects_the_tpdu_size() {
@@ -134,7 +151,12 @@ mod tests {
             assert_eq!(h[6], if i == 3 { 0x80 } else { 0x00 });
             assert_eq!(u16::from_be_bytes([h[2], h[3]]) as usize, p.len() + 7);
         }
-        assert_eq!(segs.iter().flat_map(|(_, p)| p.iter().copied()).collect::<Vec<_>>(), msg);
+        assert_eq!(
+            segs.iter()
+                .flat_map(|(_, p)| p.iter().copied())
+                .collect::<Vec<_>>(),
+            msg
+        );
         // Exactly one full DT.
         let one: Vec<_> = segments(&msg[..253], 256).collect();
         assert_eq!((one.len(), one[0].0[6]), (1, 0x80));
@@ -144,11 +166,19 @@ mod tests {
     #[test]
     fn reassembly_by_eot() {
         let mut r = Reassembler::new(LIMITS);
-        assert_eq!(r.push(true, &[]), Ok(Assembled::Pending), "empty EOT DT skipped");
+        assert_eq!(
+            r.push(true, &[]),
+            Ok(Assembled::Pending),
+            "empty EOT DT skipped"
+        );
         assert_eq!(r.message(), None);
         assert_eq!(r.push(false, &[1, 2]), Ok(Assembled::Pending));
         assert!(r.in_progress());
-        assert_eq!(r.push(true, &[]), Ok(Assembled::Complete), "empty EOT completes");
+        assert_eq!(
+            r.push(true, &[]),
+            Ok(Assembled::Complete),
+            "empty EOT completes"
+        );
         assert_eq!(r.message(), Some(&[1, 2][..]));
         r.take();
         assert_eq!(r.push(true, &[9]), Ok(Assembled::Complete));
@@ -157,10 +187,19 @@ mod tests {
 
     #[test]
     fn limits_hold() {
-        let mut r = Reassembler::new(Limits { max_message: 10, max_fragments: 3 });
+        let mut r = Reassembler::new(Limits {
+            max_message: 10,
+            max_fragments: 3,
+        });
         assert_eq!(r.push(false, &[0; 6]), Ok(Assembled::Pending));
-        assert_eq!(r.push(false, &[0; 5]), Err(ProtoError::MessageTooLarge { len: 11, max: 10 }));
-        let mut r = Reassembler::new(Limits { max_message: 10, max_fragments: 3 });
+        assert_eq!(
+            r.push(false, &[0; 5]),
+            Err(ProtoError::MessageTooLarge { len: 11, max: 10 })
+        );
+        let mut r = Reassembler::new(Limits {
+            max_message: 10,
+            max_fragments: 3,
+        });
         for _ in 0..3 {
             r.push(false, &[0]).unwrap();
         }

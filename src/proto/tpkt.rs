@@ -39,7 +39,10 @@ pub fn parse_header(h: &[u8; HEADER_LEN], max_packet: usize) -> Result<usize, Pr
         return Err(ProtoError::TpktTooShort(len));
     }
     if len > max_packet {
-        return Err(ProtoError::TpktTooLong { len, max: max_packet });
+        return Err(ProtoError::TpktTooLong {
+            len,
+            max: max_packet,
+        });
     }
     Ok(len)
 }
@@ -145,7 +148,9 @@ impl Framer {
         if pending < HEADER_LEN {
             return Ok(None);
         }
-        let h: [u8; HEADER_LEN] = self.buf[self.start..self.start + HEADER_LEN].try_into().unwrap();
+        let h: [u8; HEADER_LEN] = self.buf[self.start..self.start + HEADER_LEN]
+            .try_into()
+            .unwrap();
         let len = parse_header(&h, self.max_packet)?;
         if pending < len {
             return Ok(None);
@@ -156,7 +161,10 @@ impl Framer {
     /// Drops the packet [`Framer::peek_packet`] returned.
     pub fn consume(&mut self) {
         let len = u16::from_be_bytes([self.buf[self.start + 2], self.buf[self.start + 3]]) as usize;
-        debug_assert!(len >= MIN_PACKET && self.start + len <= self.end, "consume without a whole packet");
+        debug_assert!(
+            len >= MIN_PACKET && self.start + len <= self.end,
+            "consume without a whole packet"
+        );
         self.start += len.min(self.end - self.start);
         if self.start == self.end {
             self.start = 0;
@@ -202,11 +210,23 @@ mod tests {
 
     #[test]
     fn wire_vectors() {
-        assert_eq!(packets(&[3, 0, 0, 7, 2, 0xF0, 0x80], 7).unwrap(), vec![vec![2, 0xF0, 0x80]]);
+        assert_eq!(
+            packets(&[3, 0, 0, 7, 2, 0xF0, 0x80], 7).unwrap(),
+            vec![vec![2, 0xF0, 0x80]]
+        );
         // Reserved byte ignored.
-        assert_eq!(packets(&[3, 0xFF, 0, 7, 2, 0xF0, 0x80], 7).unwrap().len(), 1);
-        assert_eq!(packets(&[4, 0, 0, 7, 2, 0xF0, 0x80], 7), Err(ProtoError::TpktVersion(4)));
-        assert_eq!(packets(&[3, 0, 0, 6, 2, 0xF0], 6), Err(ProtoError::TpktTooShort(6)));
+        assert_eq!(
+            packets(&[3, 0xFF, 0, 7, 2, 0xF0, 0x80], 7).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            packets(&[4, 0, 0, 7, 2, 0xF0, 0x80], 7),
+            Err(ProtoError::TpktVersion(4))
+        );
+        assert_eq!(
+            packets(&[3, 0, 0, 6, 2, 0xF0], 6),
+            Err(ProtoError::TpktTooShort(6))
+        );
         // Truncated: no packet, and the framer knows it is mid-packet (EOF is then an error).
         let mut f = Framer::new(MAX_PACKET, 64);
         f.push(&[3, 0, 0, 8, 2, 0xF0, 0x80]);
@@ -246,7 +266,13 @@ mod tests {
     fn oversized_packet_is_refused_before_buffering_it() {
         let mut f = Framer::new(1000, 64);
         f.push(&[3, 0, 0xFF, 0xFF]);
-        assert_eq!(f.peek_packet(), Err(ProtoError::TpktTooLong { len: 65535, max: 1000 }));
+        assert_eq!(
+            f.peek_packet(),
+            Err(ProtoError::TpktTooLong {
+                len: 65535,
+                max: 1000
+            })
+        );
         assert!(f.capacity() <= 1000 + 64);
     }
 

@@ -66,7 +66,11 @@ impl fmt::Debug for Tsap {
 
 /// python-snap7 3.x routing: parameters `C6 02 <subnet:2>` and `C7 02 01 <rack<<5|slot>`,
 /// appended after C0. Only python-snap7's own server is known to accept it.
-pub fn snap7_routing_params(subnet_id: u16, dest_rack: u8, dest_slot: u8) -> Result<Vec<(u8, Vec<u8>)>, ProtoError> {
+pub fn snap7_routing_params(
+    subnet_id: u16,
+    dest_rack: u8,
+    dest_slot: u8,
+) -> Result<Vec<(u8, Vec<u8>)>, ProtoError> {
     Ok(vec![
         (0xC6, subnet_id.to_be_bytes().to_vec()),
         (0xC7, vec![0x01, rack_slot(dest_rack, dest_slot)?]),
@@ -114,7 +118,9 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -126,7 +132,10 @@ mod tests {
         assert_eq!(Tsap::new(b"").unwrap_err(), ProtoError::BadTsapLen(0));
         assert_eq!(Tsap::new(&[0; 33]).unwrap_err(), ProtoError::BadTsapLen(33));
         assert_eq!(Tsap::from_u16(0x0102).to_string(), "0x0102");
-        assert_eq!(Tsap::new(b"SIMATIC-ROOT-HMI").unwrap().to_string(), "\"SIMATIC-ROOT-HMI\"");
+        assert_eq!(
+            Tsap::new(b"SIMATIC-ROOT-HMI").unwrap().to_string(),
+            "\"SIMATIC-ROOT-HMI\""
+        );
     }
 
     #[test]
@@ -145,9 +154,21 @@ mod tests {
 
     #[test]
     fn s7_routing_is_the_74_byte_wire_vector() {
-        let route = S7Route { subnet_high: 0x0152, subnet_low: 0x0013, dest_addr: vec![2], conn_type: 1, dest_rack: 0, dest_slot: 2 };
+        let route = S7Route {
+            subnet_high: 0x0152,
+            subnet_low: 0x0013,
+            dest_addr: vec![2],
+            conn_type: 1,
+            dest_rack: 0,
+            dest_slot: 2,
+        };
         let (calling, called) = route.tsaps().unwrap();
-        let req = ConnectRequest { calling, called, tpdu_size: 1024, extra: vec![] };
+        let req = ConnectRequest {
+            calling,
+            called,
+            tpdu_size: 1024,
+            extra: vec![],
+        };
         let expected = hex(
             "03 00 00 4A 45 E0 00 00 00 01 00
              C1 1C 01 00 00 02 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00

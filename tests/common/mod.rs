@@ -58,7 +58,10 @@ pub fn strerror(code: i32) -> String {
     let p = c_strerror(code);
     assert!(!p.is_null(), "iso_strerror({code}) returned NULL");
     // SAFETY: non-NULL, static, NUL-terminated per the contract.
-    unsafe { CStr::from_ptr(p) }.to_str().expect("iso_strerror text is UTF-8").to_owned()
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .expect("iso_strerror text is UTF-8")
+        .to_owned()
 }
 
 fn c_strerror(code: i32) -> *const std::ffi::c_char {
@@ -74,16 +77,32 @@ pub fn thread_last_error() -> String {
     let mut buf = vec![0u8; needed];
     // SAFETY: buf is valid for `needed` bytes.
     let rc = unsafe { c::iso_thread_last_error(buf.as_mut_ptr().cast(), buf.len(), &mut needed) };
-    assert_eq!(rc, ISO_OK, "iso_thread_last_error with a buffer of the size it asked for");
-    CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap().to_owned()
+    assert_eq!(
+        rc, ISO_OK,
+        "iso_thread_last_error with a buffer of the size it asked for"
+    );
+    CStr::from_bytes_until_nul(&buf)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Asserts `rc == want` and that `message` contains every one of `fragments`.
 #[track_caller]
 pub fn assert_code_msg(rc: i32, want: i32, message: &str, fragments: &[&str]) {
-    assert!(rc == want, "expected {}, got {}; last error: {message:?}", code_name(want), code_name(rc));
+    assert!(
+        rc == want,
+        "expected {}, got {}; last error: {message:?}",
+        code_name(want),
+        code_name(rc)
+    );
     for f in fragments {
-        assert!(message.contains(f), "{}: last error {message:?} does not contain {f:?}", code_name(want));
+        assert!(
+            message.contains(f),
+            "{}: last error {message:?} does not contain {f:?}",
+            code_name(want)
+        );
     }
 }
 
@@ -106,13 +125,20 @@ impl Conn {
     pub fn try_create(host: &str, port: u16) -> Result<Conn, (i32, String)> {
         let h = CString::new(host).expect("host without NUL");
         let mut out: *mut iso_conn = 0x1 as *mut iso_conn; // not NULL, to see it being reset
-        // SAFETY: valid C string and out pointer.
+                                                           // SAFETY: valid C string and out pointer.
         let rc = unsafe { c::iso_create(h.as_ptr(), port, &mut out) };
         if rc == ISO_OK {
-            assert!(!out.is_null(), "iso_create returned ISO_OK and a NULL handle");
+            assert!(
+                !out.is_null(),
+                "iso_create returned ISO_OK and a NULL handle"
+            );
             Ok(Conn { ptr: out })
         } else {
-            assert!(out.is_null(), "iso_create failed ({}) but left *out non-NULL", code_name(rc));
+            assert!(
+                out.is_null(),
+                "iso_create failed ({}) but left *out non-NULL",
+                code_name(rc)
+            );
             Err((rc, thread_last_error()))
         }
     }
@@ -121,7 +147,10 @@ impl Conn {
     pub fn create(host: &str, port: u16) -> Conn {
         match Conn::try_create(host, port) {
             Ok(c) => c,
-            Err((rc, msg)) => panic!("iso_create({host:?}, {port}) failed: {} {msg}", code_name(rc)),
+            Err((rc, msg)) => panic!(
+                "iso_create({host:?}, {port}) failed: {} {msg}",
+                code_name(rc)
+            ),
         }
     }
 
@@ -142,9 +171,14 @@ impl Conn {
         unsafe { c::iso_last_error(self.ptr, std::ptr::null_mut(), 0, &mut needed) };
         let mut buf = vec![0u8; needed.max(1)];
         // SAFETY: buf is valid for its length.
-        let rc = unsafe { c::iso_last_error(self.ptr, buf.as_mut_ptr().cast(), buf.len(), &mut needed) };
+        let rc =
+            unsafe { c::iso_last_error(self.ptr, buf.as_mut_ptr().cast(), buf.len(), &mut needed) };
         assert_eq!(rc, ISO_OK, "iso_last_error with the size it asked for");
-        CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap().to_owned()
+        CStr::from_bytes_until_nul(&buf)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Asserts that `rc` is `want` and that the last error contains each of `fragments`.
@@ -156,15 +190,20 @@ impl Conn {
     /// Asserts success, printing the last error otherwise.
     #[track_caller]
     pub fn ok(&self, rc: i32) {
-        assert!(rc == ISO_OK, "expected ISO_OK, got {}; last error: {:?}", code_name(rc), self.last_error());
+        assert!(
+            rc == ISO_OK,
+            "expected ISO_OK, got {}; last error: {:?}",
+            code_name(rc),
+            self.last_error()
+        );
     }
 
     pub fn connect(&self, timeout_ms: u32) -> i32 {
-        c::iso_connect(self.ptr, timeout_ms)
+        unsafe { c::iso_connect(self.ptr, timeout_ms) }
     }
 
     pub fn disconnect(&self) -> i32 {
-        c::iso_disconnect(self.ptr)
+        unsafe { c::iso_disconnect(self.ptr) }
     }
 
     pub fn send(&self, data: &[u8]) -> i32 {
@@ -186,7 +225,10 @@ impl Conn {
         let mut buf = vec![0u8; cap];
         match self.recv_into(&mut buf, timeout_ms) {
             (ISO_OK, n) => {
-                assert!(n <= cap, "iso_recv reported {n} bytes for a {cap}-byte buffer");
+                assert!(
+                    n <= cap,
+                    "iso_recv reported {n} bytes for a {cap}-byte buffer"
+                );
                 buf.truncate(n);
                 Ok(buf)
             }
@@ -199,16 +241,20 @@ impl Conn {
     pub fn recv_ok(&self) -> Vec<u8> {
         match self.recv(65536, LONG_MS) {
             Ok(m) => m,
-            Err(rc) => panic!("iso_recv failed: {}; last error: {:?}", code_name(rc), self.last_error()),
+            Err(rc) => panic!(
+                "iso_recv failed: {}; last error: {:?}",
+                code_name(rc),
+                self.last_error()
+            ),
         }
     }
 
     pub fn poll(&self, timeout_ms: u32) -> i32 {
-        c::iso_poll(self.ptr, timeout_ms)
+        unsafe { c::iso_poll(self.ptr, timeout_ms) }
     }
 
     pub fn check(&self) -> i32 {
-        c::iso_check_connection(self.ptr)
+        unsafe { c::iso_check_connection(self.ptr) }
     }
 
     pub fn tpdu_size(&self) -> Result<u32, i32> {
@@ -237,7 +283,10 @@ impl Conn {
         self.tsap_with(|p, b, cap, n| unsafe { c::iso_get_calling_tsap(p, b, cap, n) })
     }
 
-    fn tsap_with(&self, f: impl Fn(*const iso_conn, *mut u8, usize, *mut usize) -> i32) -> Result<Vec<u8>, i32> {
+    fn tsap_with(
+        &self,
+        f: impl Fn(*const iso_conn, *mut u8, usize, *mut usize) -> i32,
+    ) -> Result<Vec<u8>, i32> {
         let mut buf = [0u8; 64];
         let mut n = 0usize;
         match f(self.ptr, buf.as_mut_ptr(), buf.len(), &mut n) {
@@ -247,41 +296,68 @@ impl Conn {
     }
 
     pub fn set_tsap(&self, local: u16, remote: u16) -> i32 {
-        c::iso_set_tsap(self.ptr, local, remote)
+        unsafe { c::iso_set_tsap(self.ptr, local, remote) }
     }
 
     pub fn set_tsap_bytes(&self, local: &[u8], remote: &[u8]) -> i32 {
         // SAFETY: valid handle and slices.
-        unsafe { c::iso_set_tsap_bytes(self.ptr, local.as_ptr(), local.len(), remote.as_ptr(), remote.len()) }
+        unsafe {
+            c::iso_set_tsap_bytes(
+                self.ptr,
+                local.as_ptr(),
+                local.len(),
+                remote.as_ptr(),
+                remote.len(),
+            )
+        }
     }
 
     pub fn set_tpdu_size(&self, size: u32) -> i32 {
-        c::iso_set_tpdu_size(self.ptr, size)
+        unsafe { c::iso_set_tpdu_size(self.ptr, size) }
     }
 
     pub fn set_routing(&self, subnet: u16, rack: u16, slot: u16) -> i32 {
-        c::iso_set_routing(self.ptr, subnet, rack, slot)
+        unsafe { c::iso_set_routing(self.ptr, subnet, rack, slot) }
     }
 
-    pub fn set_routing_s7(&self, high: u16, low: u16, addr: &[u8], conn_type: u8, rack: u16, slot: u16) -> i32 {
+    pub fn set_routing_s7(
+        &self,
+        high: u16,
+        low: u16,
+        addr: &[u8],
+        conn_type: u8,
+        rack: u16,
+        slot: u16,
+    ) -> i32 {
         // SAFETY: valid handle and slice.
-        unsafe { c::iso_set_routing_s7(self.ptr, high, low, addr.as_ptr(), addr.len(), conn_type, rack, slot) }
+        unsafe {
+            c::iso_set_routing_s7(
+                self.ptr,
+                high,
+                low,
+                addr.as_ptr(),
+                addr.len(),
+                conn_type,
+                rack,
+                slot,
+            )
+        }
     }
 
     pub fn set_send_timeout(&self, ms: u32) -> i32 {
-        c::iso_set_send_timeout(self.ptr, ms)
+        unsafe { c::iso_set_send_timeout(self.ptr, ms) }
     }
 
     pub fn set_max_message(&self, bytes: u32) -> i32 {
-        c::iso_set_max_message(self.ptr, bytes)
+        unsafe { c::iso_set_max_message(self.ptr, bytes) }
     }
 
     pub fn set_max_fragments(&self, n: u32) -> i32 {
-        c::iso_set_max_fragments(self.ptr, n)
+        unsafe { c::iso_set_max_fragments(self.ptr, n) }
     }
 
     pub fn set_keepalive(&self, enable: i32, idle: u32, interval: u32, count: u32) -> i32 {
-        c::iso_set_keepalive(self.ptr, enable, idle, interval, count)
+        unsafe { c::iso_set_keepalive(self.ptr, enable, idle, interval, count) }
     }
 }
 
@@ -307,7 +383,9 @@ pub fn assert_library_usable() {
 
 /// "03 00 00 16" -> bytes.
 pub fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace().map(|b| u8::from_str_radix(b, 16).expect("hex byte")).collect()
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect()
 }
 
 /// A TPKT around `tpdu`.
@@ -406,7 +484,9 @@ impl PeerConn {
     /// Writes `bytes` one byte at a time with `pause` between.
     pub fn dribble(&mut self, bytes: &[u8], pause: Duration) {
         for b in bytes {
-            self.stream.write_all(std::slice::from_ref(b)).expect("peer write");
+            self.stream
+                .write_all(std::slice::from_ref(b))
+                .expect("peer write");
             thread::sleep(pause);
         }
     }
@@ -427,7 +507,10 @@ impl PeerConn {
         let mut sizes = Vec::new();
         loop {
             let p = self.read_tpkt()?;
-            assert!(p.len() >= 7 && p[4] == 2 && p[5] == 0xF0, "peer expected a DT, got {p:02X?}");
+            assert!(
+                p.len() >= 7 && p[4] == 2 && p[5] == 0xF0,
+                "peer expected a DT, got {p:02X?}"
+            );
             assert_eq!(p[6] & 0x7F, 0, "TPDU-NR must be 0");
             sizes.push(p.len());
             out.extend_from_slice(&p[7..]);
@@ -451,7 +534,14 @@ impl PeerConn {
             match self.stream.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return false,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return true,
             }
@@ -466,7 +556,9 @@ impl PeerConn {
     /// Sets SO_LINGER 0: the connection is reset (RST, no FIN) when the stream is closed, which
     /// happens when the script returns (do not also call `hold`).
     pub fn reset_on_return(&self) {
-        socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO)).expect("SO_LINGER 0");
+        socket2::SockRef::from(&self.stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER 0");
     }
 
     /// Closes both directions now (FIN); the script may still return a result.
@@ -482,7 +574,12 @@ pub fn read_tpkt(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     while got < 4 {
         match r.read(&mut h[got..]) {
             Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "EOF inside a TPKT header")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "EOF inside a TPKT header",
+                ))
+            }
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -531,44 +628,63 @@ impl Peer<()> {
             .spawn(move || {
                 let mut out = Vec::new();
                 for i in 0..n {
-                    let mut stream = accept_within(&listener, PEER_PATIENCE).expect("the client never connected");
+                    let mut stream = accept_within(&listener, PEER_PATIENCE)
+                        .expect("the client never connected");
                     stream.set_read_timeout(Some(PEER_PATIENCE)).unwrap();
                     stream.set_nodelay(true).unwrap();
-                    let cr = read_tpkt(&mut stream).expect("peer reading the CR").expect("client closed before its CR");
+                    let cr = read_tpkt(&mut stream)
+                        .expect("peer reading the CR")
+                        .expect("client closed before its CR");
                     let mut pc = PeerConn { stream, cr };
                     out.push(script(i, &mut pc));
                 }
                 let _ = tx.send(out);
             })
             .unwrap();
-        Peer { addr, result: rx, thread: Some(thread) }
+        Peer {
+            addr,
+            result: rx,
+            thread: Some(thread),
+        }
     }
 }
 
 impl<T: Send + 'static> Peer<T> {
     /// Listens on 127.0.0.1 and runs `script` after reading the CR of the first connection.
     pub fn start(script: impl FnOnce(&mut PeerConn) -> T + Send + 'static) -> Peer<T> {
-        Peer::start_on(TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1"), script)
+        Peer::start_on(
+            TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1"),
+            script,
+        )
     }
 
     /// As [`Peer::start`], on a listener the test made (e.g. on ::1).
-    pub fn start_on(listener: TcpListener, script: impl FnOnce(&mut PeerConn) -> T + Send + 'static) -> Peer<T> {
+    pub fn start_on(
+        listener: TcpListener,
+        script: impl FnOnce(&mut PeerConn) -> T + Send + 'static,
+    ) -> Peer<T> {
         Peer::start_raw(listener, move |stream| {
             let mut stream = stream;
-            let cr = read_tpkt(&mut stream).expect("peer reading the CR").expect("client closed before its CR");
+            let cr = read_tpkt(&mut stream)
+                .expect("peer reading the CR")
+                .expect("client closed before its CR");
             let mut pc = PeerConn { stream, cr };
             script(&mut pc)
         })
     }
 
     /// Runs `script` on the accepted stream without reading anything first.
-    pub fn start_raw(listener: TcpListener, script: impl FnOnce(TcpStream) -> T + Send + 'static) -> Peer<T> {
+    pub fn start_raw(
+        listener: TcpListener,
+        script: impl FnOnce(TcpStream) -> T + Send + 'static,
+    ) -> Peer<T> {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("scripted-peer".into())
             .spawn(move || {
-                let stream = accept_within(&listener, PEER_PATIENCE).expect("the client never connected");
+                let stream =
+                    accept_within(&listener, PEER_PATIENCE).expect("the client never connected");
                 drop(listener);
                 stream.set_read_timeout(Some(PEER_PATIENCE)).unwrap();
                 stream.set_write_timeout(Some(PEER_PATIENCE)).unwrap();
@@ -576,7 +692,11 @@ impl<T: Send + 'static> Peer<T> {
                 let _ = tx.send(script(stream));
             })
             .unwrap();
-        Peer { addr, result: rx, thread: Some(thread) }
+        Peer {
+            addr,
+            result: rx,
+            thread: Some(thread),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -586,7 +706,10 @@ impl<T: Send + 'static> Peer<T> {
     /// Waits (bounded) for the script to end and returns its result.
     #[track_caller]
     pub fn finish(mut self) -> T {
-        match self.result.recv_timeout(PEER_PATIENCE + Duration::from_secs(5)) {
+        match self
+            .result
+            .recv_timeout(PEER_PATIENCE + Duration::from_secs(5))
+        {
             Ok(v) => {
                 let _ = self.thread.take().unwrap().join();
                 v
@@ -595,7 +718,9 @@ impl<T: Send + 'static> Peer<T> {
                 Err(p) => std::panic::resume_unwind(p),
                 Ok(()) => unreachable!("peer ended without a result"),
             },
-            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the scripted peer did not finish in time"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the scripted peer did not finish in time")
+            }
         }
     }
 }
@@ -609,7 +734,9 @@ fn accept_within(listener: &TcpListener, limit: Duration) -> io::Result<TcpStrea
                 s.set_nonblocking(false)?;
                 return Ok(s);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < end => thread::sleep(Duration::from_millis(1)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < end => {
+                thread::sleep(Duration::from_millis(1))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -618,7 +745,9 @@ fn accept_within(listener: &TcpListener, limit: Duration) -> io::Result<TcpStrea
 /// Starts a peer that accepts with python-snap7's CC, runs `script`, then holds the connection
 /// until the client closes it. Returns the connected client handle and the peer.
 #[track_caller]
-pub fn connected<T: Send + 'static>(script: impl FnOnce(&mut PeerConn) -> T + Send + 'static) -> (Conn, Peer<T>) {
+pub fn connected<T: Send + 'static>(
+    script: impl FnOnce(&mut PeerConn) -> T + Send + 'static,
+) -> (Conn, Peer<T>) {
     connected_with(|_| {}, script)
 }
 
