@@ -471,6 +471,12 @@ ISO_API int32_t iso_listener_set_cr_timeout(iso_listener *l, uint32_t timeout_ms
 ISO_API int32_t iso_listener_set_max_pending(iso_listener *l, uint32_t count);
 
 /**
+ * Sets the send-queue limit (`iso_set_max_queued`) of connections accepted from now on
+ * (0..268435456, default 262144). Errors: ISO_E_INVALID. Thread-safe.
+ */
+ISO_API int32_t iso_listener_set_max_queued(iso_listener *l, uint32_t bytes);
+
+/**
  * Sets the maximum message size of connections accepted from now on (128..16777216).
  * Errors: ISO_E_INVALID. Thread-safe.
  */
@@ -505,6 +511,44 @@ int32_t iso_listener_last_error(const iso_listener *l,
                                 char *buf,
                                 size_t cap,
                                 size_t *out_needed);
+
+/**
+ * Sends one whole message without blocking: the DTs the socket does not take at once are
+ * copied into the connection's send queue, in order, to be written by `iso_flush` (or by the
+ * next `iso_queue_send`/`iso_send`, which write queued bytes first). A message is always
+ * accepted when nothing is queued; otherwise it must fit within the queue limit
+ * (`iso_set_max_queued`).
+ * Errors: ISO_E_INVALID (NULL data, len 0), ISO_E_STATE, ISO_E_TOO_LARGE (above the maximum
+ * message), ISO_E_WOULD_BLOCK (the queue is full: nothing of this message was queued; wait for
+ * writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO.
+ * Thread rules: as `iso_send`, with which it is serialised.
+ */
+ISO_API int32_t iso_queue_send(iso_conn *conn, const uint8_t *data, size_t len);
+
+/**
+ * Writes queued bytes, waiting up to `timeout_ms` for the socket to take them. ISO_OK when the
+ * queue is empty (also when nothing was queued). Bytes that do not go out stay queued, in order.
+ * Errors: ISO_E_STATE, ISO_E_WOULD_BLOCK (timeout 0 and bytes remain), ISO_E_TIMEOUT,
+ * ISO_E_CLOSED, ISO_E_IO.
+ * Thread rules: as `iso_send`.
+ */
+ISO_API int32_t iso_flush(iso_conn *conn, uint32_t timeout_ms);
+
+/**
+ * Writes to `*out` the number of queued bytes not yet written (0 when not connected). While it
+ * is above 0, wait for the socket to be writable and call `iso_flush(conn, 0)`.
+ * Errors: ISO_E_INVALID (NULL). Thread-safe.
+ */
+ISO_API int32_t iso_get_send_pending(const iso_conn *conn, size_t *out);
+
+/**
+ * Sets how many bytes `iso_queue_send` may hold queued (0..268435456, default 262144). A
+ * message is always accepted when the queue is empty, so the bound is this limit plus one
+ * message.
+ * Errors: ISO_E_INVALID (above the range), ISO_E_STATE (connected).
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API int32_t iso_set_max_queued(iso_conn *conn, uint32_t bytes);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -132,7 +132,7 @@ pub unsafe extern "C" fn iso_destroy(conn: *mut iso_conn) {
 
 /// # Safety
 /// As [`with_handle`].
-unsafe fn configure(
+pub(crate) unsafe fn configure(
     conn: *const iso_conn,
     f: impl FnOnce(&mut Config) -> Result<(), Error>,
 ) -> i32 {

@@ -12,7 +12,7 @@ use super::codes::ISO_OK;
 use super::conn::iso_conn;
 use super::text::{bytes, last_error_out};
 use crate::error::Error;
-use crate::net::connection::{MAX_MAX_MESSAGE, MIN_MAX_MESSAGE};
+use crate::net::connection::{MAX_MAX_MESSAGE, MAX_MAX_QUEUED, MIN_MAX_MESSAGE};
 use crate::net::{Deadline, Listener};
 use crate::proto::handshake;
 use crate::proto::tsap::Tsap;
@@ -227,6 +227,23 @@ pub unsafe extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, coun
         }
         l.inner.configure(|c| {
             c.max_pending = count as usize;
+            Ok(ISO_OK)
+        })
+    })
+}
+
+/// Sets the send-queue limit (`iso_set_max_queued`) of connections accepted from now on
+/// (0..268435456, default 262144). Errors: ISO_E_INVALID. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_listener_set_max_queued(l: *mut iso_listener, bytes: u32) -> i32 {
+    with_handle(l, "listener", false, |l| {
+        if bytes as usize > MAX_MAX_QUEUED {
+            return Err(Error::Invalid(format!(
+                "send-queue limit {bytes} is above {MAX_MAX_QUEUED}"
+            )));
+        }
+        l.inner.configure(|c| {
+            c.max_queued = bytes as usize;
             Ok(ISO_OK)
         })
     })

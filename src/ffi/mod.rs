@@ -9,4 +9,5 @@ pub mod boundary;
 pub mod codes;
 pub mod conn;
 pub mod listener;
+pub mod queue;
 mod text;

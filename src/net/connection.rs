@@ -1,8 +1,9 @@
 //! One ISO-on-TCP connection: configuration, connect (TCP + CR/CC), send, receive, poll, check,
 //! disconnect.
 //!
-//! Locking: `link` (which socket is current) is held only briefly; `rx` and `tx` are held for a
-//! whole receive or send, so one thread may send while another receives. `disconnect` takes the
+//! Locking: `link` (which socket is current) is held only briefly; `rx` and the live socket's
+//! `out` (its send queue) are held for a whole receive or send, so one thread may send while
+//! another receives. `disconnect` takes the
 //! socket out of `link` and shuts it down, which wakes any thread blocked on it; that thread sees
 //! its socket is no longer current and returns a state error. The socket itself is closed when the
 //! last thread using it lets go, so its descriptor is never reused under anyone's feet.
@@ -18,11 +19,11 @@ use socket2::Socket;
 use super::deadline::Deadline;
 use super::socket::{self, Keepalive};
 use super::sys::{self, Interest};
-use super::transmit::{self, WriteError};
+use super::transmit::{self, OutQueue, WriteError};
 use crate::error::{Error, Result};
 use crate::proto::cotp::{self, Tpdu};
 use crate::proto::handshake::{self, ConnectAnswer, ConnectRequest, Negotiated};
-use crate::proto::segment::{Assembled, Limits, Reassembler};
+use crate::proto::segment::{self, Assembled, Limits, Reassembler};
 use crate::proto::tpkt::{self, Framer};
 use crate::proto::tsap::Tsap;
 use crate::proto::ProtoError;
@@ -33,6 +34,10 @@ pub const DEFAULT_MAX_MESSAGE: usize = 65_536;
 pub const MAX_MAX_MESSAGE: usize = 16 << 20;
 /// Smallest settable maximum message size.
 pub const MIN_MAX_MESSAGE: usize = 128;
+/// Default limit on bytes held by non-blocking sends beyond the first queued message.
+pub const DEFAULT_MAX_QUEUED: usize = 256 << 10;
+/// Largest settable send-queue limit.
+pub const MAX_MAX_QUEUED: usize = 256 << 20;
 /// Default limit on DTs per received message.
 pub const DEFAULT_MAX_FRAGMENTS: u32 = 4096;
 /// Room offered to each socket read beyond what the packet in progress needs.
@@ -51,6 +56,9 @@ pub struct Config {
     pub send_timeout_ms: u32,
     pub max_message: usize,
     pub max_fragments: u32,
+    /// Non-blocking sends queue at most this many bytes (a message is always accepted when
+    /// nothing is queued).
+    pub max_queued: usize,
     pub keepalive: Keepalive,
 }
 
@@ -67,6 +75,7 @@ impl Config {
             send_timeout_ms: 5000,
             max_message: DEFAULT_MAX_MESSAGE,
             max_fragments: DEFAULT_MAX_FRAGMENTS,
+            max_queued: DEFAULT_MAX_QUEUED,
             keepalive: Keepalive::default(),
         })
     }
@@ -105,6 +114,10 @@ struct Live {
     negotiated: Negotiated,
     limits: Limits,
     send_timeout_ms: u32,
+    max_queued: usize,
+    /// Bytes of DTs the socket has not taken yet; also the send lock: writers hold it for a
+    /// whole message, so DTs of two messages never interleave.
+    out: Mutex<OutQueue>,
     /// Set by `disconnect` (wakes sliced waits on platforms where shutdown does not).
     stop: AtomicBool,
     /// Why the peer ended the connection (EOF, reset, DR, ER), once it has.
@@ -112,6 +125,20 @@ struct Live {
 }
 
 impl Live {
+    fn new(sock: Socket, negotiated: Negotiated, cfg: &Config) -> Live {
+        Live {
+            handle: sys::raw_handle(&sock),
+            sock,
+            negotiated,
+            limits: cfg.limits(),
+            send_timeout_ms: cfg.send_timeout_ms,
+            max_queued: cfg.max_queued,
+            out: Mutex::new(OutQueue::default()),
+            stop: AtomicBool::new(false),
+            peer_ended: Mutex::new(None),
+        }
+    }
+
     fn peer_ended(&self) -> Option<String> {
         self.peer_ended.lock().clone()
     }
@@ -154,7 +181,6 @@ pub struct Connection {
     config: Mutex<Config>,
     link: Mutex<Link>,
     rx: Mutex<Rx>,
-    tx: Mutex<()>,
     /// Accepted by a listener: it cannot connect again.
     passive: bool,
 }
@@ -169,7 +195,6 @@ impl Connection {
             config: Mutex::new(config),
             link: Mutex::new(Link::default()),
             rx: Mutex::new(rx),
-            tx: Mutex::new(()),
             passive: false,
         }
     }
@@ -183,15 +208,7 @@ impl Connection {
         mut framer: Framer,
     ) -> Connection {
         framer.set_max_packet(config.max_packet());
-        let live = Live {
-            handle: sys::raw_handle(&sock),
-            sock,
-            negotiated,
-            limits: config.limits(),
-            send_timeout_ms: config.send_timeout_ms,
-            stop: AtomicBool::new(false),
-            peer_ended: Mutex::new(None),
-        };
+        let live = Live::new(sock, negotiated, &config);
         let mut conn = Connection::new(config);
         conn.rx.get_mut().framer = framer;
         conn.link.get_mut().live = Some(Arc::new(live));
@@ -316,15 +333,7 @@ impl Connection {
                 )))
             }
         };
-        Ok(Live {
-            handle: sys::raw_handle(&sock),
-            sock,
-            negotiated,
-            limits: cfg.limits(),
-            send_timeout_ms: cfg.send_timeout_ms,
-            stop: AtomicBool::new(false),
-            peer_ended: Mutex::new(None),
-        })
+        Ok(Live::new(sock, negotiated, cfg))
     }
 
     fn live(&self) -> Result<Arc<Live>> {
@@ -362,8 +371,8 @@ impl Connection {
         Error::State("the connection was closed by iso_disconnect while this call waited".into())
     }
 
-    /// Sends one whole message, segmented into DTs of the negotiated size.
-    pub fn send(&self, message: &[u8]) -> Result<()> {
+    /// Checks a message before it is sent or queued; returns the live socket.
+    fn sendable(&self, message: &[u8]) -> Result<Arc<Live>> {
         if message.is_empty() {
             return Err(Error::Invalid(
                 "empty message: there is nothing to send".into(),
@@ -380,8 +389,41 @@ impl Connection {
         if let Some(why) = live.peer_ended() {
             return Err(Error::Closed(why));
         }
-        let _tx = self.tx.lock();
+        Ok(live)
+    }
+
+    /// The error for a write that failed on the socket (not by its deadline).
+    fn write_failed(&self, live: &Arc<Live>, error: io::Error, what: &str) -> Error {
+        if !self.is_current(live) {
+            return Self::disconnected_meanwhile();
+        }
+        if sys::is_reset(&error) {
+            let why = format!("connection closed by peer ({error})");
+            live.set_peer_ended(why.clone());
+            return Error::Closed(why);
+        }
+        self.fail(live, Error::io(what, error))
+    }
+
+    /// Sends one whole message, segmented into DTs of the negotiated size, after anything queued
+    /// by `queue_send`, within the send timeout.
+    pub fn send(&self, message: &[u8]) -> Result<()> {
+        let live = self.sendable(message)?;
+        let mut out = live.out.lock();
         let deadline = Deadline::after_ms(live.send_timeout_ms);
+        match out.flush(&live.sock, &deadline, &live.stop) {
+            Ok(()) => {}
+            Err(_) if !self.is_current(&live) => return Err(Self::disconnected_meanwhile()),
+            Err(WriteError::Deadline { .. }) => {
+                return Err(timeout_or_block(
+                    &deadline,
+                    "send: earlier queued messages did not go out in time; this one was not sent",
+                ))
+            }
+            Err(WriteError::Io { error, .. }) => {
+                return Err(self.write_failed(&live, error, "send"))
+            }
+        }
         match transmit::write_message(
             &live.sock,
             message,
@@ -398,13 +440,70 @@ impl Connection {
                 ));
                 Err(self.fail(&live, err))
             }
-            Err(WriteError::Io { error, .. }) if sys::is_reset(&error) => {
-                live.set_peer_ended(format!("connection closed by peer ({error})"));
-                Err(Error::Closed(format!(
-                    "connection closed by peer ({error})"
-                )))
+            Err(WriteError::Io { error, .. }) => Err(self.write_failed(&live, error, "send")),
+        }
+    }
+
+    /// Sends one whole message without blocking: what the socket does not take at once is
+    /// queued and written by later `flush`, `queue_send` or `send` calls. Refused with
+    /// WouldBlock (nothing queued) when the queue already holds bytes and this message would
+    /// take it past its limit.
+    pub fn queue_send(&self, message: &[u8]) -> Result<()> {
+        let live = self.sendable(message)?;
+        let mut out = live.out.lock();
+        let now = Deadline::after_ms(0);
+        let tpdu = live.negotiated.tpdu_size;
+        match out.flush(&live.sock, &now, &live.stop) {
+            Ok(()) | Err(WriteError::Deadline { .. }) => {}
+            Err(WriteError::Io { error, .. }) => {
+                return Err(self.write_failed(&live, error, "queued send"))
             }
-            Err(WriteError::Io { error, .. }) => Err(self.fail(&live, Error::io("send", error))),
+        }
+        if out.pending() > 0 {
+            let encoded =
+                message.len() + segment::segment_count(message.len(), tpdu) * segment::DT_OVERHEAD;
+            if out.pending() + encoded > live.max_queued {
+                return Err(Error::WouldBlock(format!(
+                    "send queue holds {} bytes and this message needs {encoded} more, above the limit of {}: wait until the socket is writable and call iso_flush",
+                    out.pending(),
+                    live.max_queued
+                )));
+            }
+            out.push_message(message, tpdu, 0);
+            return Ok(());
+        }
+        match transmit::write_message(&live.sock, message, tpdu, &now, &live.stop) {
+            Ok(()) => Ok(()),
+            Err(WriteError::Deadline { sent }) => {
+                out.push_message(message, tpdu, sent);
+                Ok(())
+            }
+            Err(WriteError::Io { error, .. }) => {
+                Err(self.write_failed(&live, error, "queued send"))
+            }
+        }
+    }
+
+    /// Writes queued bytes within the deadline. Ok when nothing remains queued.
+    pub fn flush(&self, deadline: &Deadline) -> Result<()> {
+        let live = self.live()?;
+        let mut out = live.out.lock();
+        match out.flush(&live.sock, deadline, &live.stop) {
+            Ok(()) => Ok(()),
+            Err(_) if !self.is_current(&live) => Err(Self::disconnected_meanwhile()),
+            Err(WriteError::Deadline { .. }) => Err(timeout_or_block(
+                deadline,
+                &format!("flush: {} bytes still queued", out.pending()),
+            )),
+            Err(WriteError::Io { error, .. }) => Err(self.write_failed(&live, error, "flush")),
+        }
+    }
+
+    /// Bytes queued by `queue_send` that the socket has not taken yet (0 when not connected).
+    pub fn send_pending(&self) -> usize {
+        match self.live() {
+            Ok(live) => live.out.lock().pending(),
+            Err(_) => 0,
         }
     }
 

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::connection::{Config, Connection, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE};
+use super::connection::{
+    Config, Connection, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_QUEUED,
+};
 use super::deadline::Deadline;
 use super::socket::{self, Keepalive};
 use super::sys::{self, ReadyWatch};
@@ -41,6 +43,7 @@ pub struct ListenerConfig {
     /// For accepted connections.
     pub max_message: usize,
     pub max_fragments: u32,
+    pub max_queued: usize,
     pub send_timeout_ms: u32,
     pub keepalive: Keepalive,
 }
@@ -55,6 +58,7 @@ impl Default for ListenerConfig {
             filter: None,
             max_message: DEFAULT_MAX_MESSAGE,
             max_fragments: DEFAULT_MAX_FRAGMENTS,
+            max_queued: DEFAULT_MAX_QUEUED,
             send_timeout_ms: 5000,
             keepalive: Keepalive::default(),
         }
@@ -402,6 +406,7 @@ impl Listener {
             send_timeout_ms: cfg.send_timeout_ms,
             max_message: cfg.max_message,
             max_fragments: cfg.max_fragments,
+            max_queued: cfg.max_queued,
             keepalive: cfg.keepalive,
         };
         let negotiated = Negotiated {

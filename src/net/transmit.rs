@@ -89,3 +89,107 @@ pub fn write_message(
     }
     Ok(())
 }
+
+/// Appends the DT stream of `message` to `out`, leaving out its first `skip` bytes (those a
+/// write already put on the wire).
+pub fn encode_message_tail(message: &[u8], tpdu_size: u32, skip: usize, out: &mut Vec<u8>) {
+    let per = segment::payload_per_dt(tpdu_size);
+    let total = segment::segment_count(message.len(), tpdu_size);
+    let mut offset = 0;
+    for (i, chunk) in message.chunks(per).enumerate() {
+        let header = segment::dt_header(chunk.len(), i + 1 == total);
+        for part in [&header[..], chunk] {
+            let end = offset + part.len();
+            if end > skip {
+                out.extend_from_slice(&part[skip.saturating_sub(offset)..]);
+            }
+            offset = end;
+        }
+    }
+}
+
+/// Bytes of whole DT streams waiting for the socket to accept them, in order. Used by
+/// non-blocking sends: what the socket does not take at once is kept here and written by later
+/// flushes. Its capacity is kept, so a steady flow does not allocate.
+#[derive(Default)]
+pub struct OutQueue {
+    buf: Vec<u8>,
+    head: usize,
+}
+
+impl OutQueue {
+    /// Bytes still to write.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.head = 0;
+    }
+
+    /// Queues the DT stream of `message` minus its first `skip` bytes.
+    pub fn push_message(&mut self, message: &[u8], tpdu_size: u32, skip: usize) {
+        if self.head > 0 && self.head == self.buf.len() {
+            self.clear();
+        }
+        encode_message_tail(message, tpdu_size, skip, &mut self.buf);
+    }
+
+    /// Writes queued bytes until the queue is empty or the deadline passes. Partial progress is
+    /// kept: the stream stays aligned whatever happens, since the rest is written later.
+    pub fn flush(
+        &mut self,
+        sock: &Socket,
+        deadline: &Deadline,
+        stop: &AtomicBool,
+    ) -> Result<(), WriteError> {
+        if self.pending() == 0 {
+            return Ok(());
+        }
+        let result = write_all(
+            sock,
+            &mut [IoSlice::new(&self.buf[self.head..])],
+            deadline,
+            stop,
+        );
+        let sent = match &result {
+            Ok(n) => *n,
+            Err(WriteError::Deadline { sent } | WriteError::Io { sent, .. }) => *sent,
+        };
+        self.head += sent;
+        if self.head == self.buf.len() {
+            self.clear();
+        } else if self.head >= self.buf.len() / 2 {
+            // Keep the unsent tail at the front so the buffer does not grow without end.
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        result.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole_stream(message: &[u8], tpdu: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_message_tail(message, tpdu, 0, &mut out);
+        out
+    }
+
+    #[test]
+    fn tail_is_the_stream_without_its_first_bytes() {
+        let message: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
+        let whole = whole_stream(&message, 256);
+        assert_eq!(whole.len(), 700 + 3 * segment::DT_OVERHEAD);
+        // TPDU 256 carries 253 payload bytes: TPKT length 4 + 3 + 253.
+        assert_eq!(&whole[..7], &[3, 0, 1, 4, 2, 0xF0, 0x00]);
+        for skip in 0..=whole.len() {
+            let mut tail = Vec::new();
+            encode_message_tail(&message, 256, skip, &mut tail);
+            assert_eq!(tail, &whole[skip..], "skip {skip}");
+        }
+    }
+}
