@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """S7 test server on 127.0.0.1, backed by whichever python-snap7 runs this script.
 
-    server.py --port N        (N = 0: pick a free port)
+    server.py --port N [--max-clients C]   (N = 0: pick a free port)
 
 python-snap7 3.x gives the pure-Python server (flavor "py3"), 2.x the native
 snap7 1.4.2 server through ctypes (flavor "native"). Both serve:
@@ -46,8 +46,8 @@ def free_port(port=0):
         return s.getsockname()[1]
 
 
-def start_py3(port):
-    srv = Server(log=False)
+def start_py3(port, max_clients):
+    srv = Server(log=False, max_clients=max_clients)
     # The pure-Python server keeps a reference to a bytearray (no copy).
     srv.register_area(SrvArea.DB, 1, bytearray(i & 0xFF for i in range(DB_SIZE)))
     srv.register_area(SrvArea.DB, 2, bytearray(DB_SIZE))
@@ -61,8 +61,10 @@ def start_py3(port):
     return srv, srv.server_socket.getsockname()[1], []
 
 
-def start_native(port):
+def start_native(port, max_clients):
     srv = Server(log=False)
+    from snap7.type import Parameter
+    srv.set_param(Parameter.MaxClients, max_clients)
     db1 = (ctypes.c_uint8 * DB_SIZE)(*(i & 0xFF for i in range(DB_SIZE)))
     db2 = (ctypes.c_uint8 * DB_SIZE)()
     # The native server works on these buffers in place: keep them alive.
@@ -94,6 +96,8 @@ def on_signal(signum, _frame):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True, help="TCP port, 0 = pick a free one")
+    parser.add_argument("--max-clients", type=int, default=64,
+                        help="simultaneous clients the server accepts (default 64)")
     args = parser.parse_args()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -106,7 +110,7 @@ def main():
     attempts = 5 if args.port == 0 else 1
     for attempt in range(attempts):
         try:
-            srv, port, _buffers = start(args.port)
+            srv, port, _buffers = start(args.port, args.max_clients)
             break
         except Exception as e:
             if attempt + 1 == attempts:
