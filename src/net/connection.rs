@@ -8,7 +8,7 @@
 //! its socket is no longer current and returns a state error. The socket itself is closed when the
 //! last thread using it lets go, so its descriptor is never reused under anyone's feet.
 
-use std::io::{self, IoSlice, Read};
+use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use socket2::Socket;
 
 use super::deadline::Deadline;
 use super::socket::{self, Keepalive};
-use super::sys::{self, Interest};
+use super::sys;
 use super::transmit::{self, OutQueue, WriteError};
 use crate::error::{Error, Result};
 use crate::proto::cotp::{self, Tpdu};
@@ -159,6 +159,7 @@ struct Link {
 struct Rx {
     framer: Framer,
     reasm: Reassembler,
+    armed: sys::RecvTimeout,
 }
 
 /// Progress of the receive side over what is buffered.
@@ -190,6 +191,7 @@ impl Connection {
         let rx = Rx {
             framer: Framer::new(config.max_packet(), READ_CHUNK),
             reasm: Reassembler::new(config.limits()),
+            armed: sys::RecvTimeout::default(),
         };
         Connection {
             config: Mutex::new(config),
@@ -208,6 +210,9 @@ impl Connection {
         mut framer: Framer,
     ) -> Connection {
         framer.set_max_packet(config.max_packet());
+        framer.set_read_chunk(READ_CHUNK);
+        // A failure here shows on the first receive or send, where it can be reported.
+        let _ = sys::enter_transfer_mode(&sock);
         let live = Live::new(sock, negotiated, &config);
         let mut conn = Connection::new(config);
         conn.rx.get_mut().framer = framer;
@@ -275,6 +280,7 @@ impl Connection {
         let cr = req.encode()?;
         let addrs = socket::resolve(&cfg.host, cfg.port, deadline)?;
         let sock = socket::connect_any(&addrs, deadline, &cfg.keepalive)?;
+        sys::enter_transfer_mode(&sock).map_err(|e| Error::io("socket mode", e))?;
         let never = AtomicBool::new(false);
         let during = |what: &str| {
             format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling, cfg.called)
@@ -295,6 +301,7 @@ impl Connection {
         // right after its CC stays buffered for the first receive.
         let mut rx = self.rx.lock();
         rx.framer.clear();
+        rx.armed.reset();
         // A CC may carry long TSAPs whatever the message limit; only the TPKT maximum bounds it.
         rx.framer.set_max_packet(tpkt::MAX_PACKET);
         rx.reasm.clear();
@@ -306,13 +313,8 @@ impl Connection {
                 rx.framer.set_max_packet(cfg.max_packet());
                 break answer;
             }
-            match fill(
-                &sock,
-                &mut rx.framer,
-                deadline,
-                &never,
-                "waiting for the COTP CC",
-            )? {
+            let Rx { framer, armed, .. } = &mut *rx;
+            match fill(&sock, framer, armed, deadline, &never, "waiting for the COTP CC")? {
                 Fill::Data => {}
                 Fill::Eof => return Err(Error::Closed(during("connection closed by peer"))),
                 Fill::Reset(_) => return Err(Error::Closed(during("connection reset by peer"))),
@@ -543,7 +545,8 @@ impl Connection {
             if let Some(why) = live.peer_ended() {
                 return Err(Error::Closed(why));
             }
-            let filled = fill(&live.sock, &mut rx.framer, deadline, &live.stop, what);
+            let Rx { framer, armed, .. } = &mut *rx;
+            let filled = fill(&live.sock, framer, armed, deadline, &live.stop, what);
             if !self.is_current(live) {
                 return Err(Self::disconnected_meanwhile());
             }
@@ -621,44 +624,29 @@ fn closed_why(rx: &Rx, base: String) -> String {
     }
 }
 
-/// Waits for the socket to be readable within the deadline, then reads what it has into the framer.
+/// Reads what the socket has into the framer, waiting within the deadline.
 fn fill(
     sock: &Socket,
     framer: &mut Framer,
+    armed: &sys::RecvTimeout,
     deadline: &Deadline,
     stop: &AtomicBool,
     what: &str,
 ) -> Result<Fill> {
-    loop {
-        match sys::wait(sock, Interest::Read, deadline, stop) {
-            Ok(true) => {}
-            Ok(false) => return Err(timeout_or_block(deadline, what)),
-            Err(e) => return Err(Error::io(what, e)),
+    let spare = framer.spare();
+    assert!(
+        !spare.is_empty(),
+        "framer offered no room: a whole packet was left unprocessed"
+    );
+    match sys::recv(sock, spare, deadline, stop, armed) {
+        Ok(Some(0)) => Ok(Fill::Eof),
+        Ok(Some(n)) => {
+            framer.commit(n);
+            Ok(Fill::Data)
         }
-        let spare = framer.spare();
-        assert!(
-            !spare.is_empty(),
-            "framer offered no room: a whole packet was left unprocessed"
-        );
-        match (&*sock).read(spare) {
-            Ok(0) => return Ok(Fill::Eof),
-            Ok(n) => {
-                framer.commit(n);
-                return Ok(Fill::Data);
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                if deadline.passed() {
-                    return Err(timeout_or_block(deadline, what));
-                }
-            }
-            Err(e) if sys::is_reset(&e) => return Ok(Fill::Reset(e)),
-            Err(e) => return Err(Error::io(what, e)),
-        }
+        Ok(None) => Err(timeout_or_block(deadline, what)),
+        Err(e) if sys::is_reset(&e) => Ok(Fill::Reset(e)),
+        Err(e) => Err(Error::io(what, e)),
     }
 }
 
@@ -667,7 +655,7 @@ fn fill(
 /// A message that arrives as one DT with EOT is left in the framer (no copy); fragments are
 /// copied into the reassembler.
 fn advance(rx: &mut Rx, limits: &Limits) -> Result<Step, ProtoError> {
-    let Rx { framer, reasm } = rx;
+    let Rx { framer, reasm, .. } = rx;
     loop {
         if reasm.message().is_some() {
             return Ok(Step::Ready);

@@ -2,7 +2,7 @@
 //! hang-up detection, the raw handle. Everything above this file is the same on every platform.
 
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use socket2::Socket;
@@ -48,6 +48,8 @@ pub fn wait(
 
 /// Sends as much of `bufs` as the socket takes now, without raising SIGPIPE.
 pub fn send_vectored(sock: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // Connected sockets are in blocking mode on Unix (see `enter_transfer_mode`): every send
+    // asks not to wait, and waits happen in `wait` with the deadline.
     #[cfg(any(
         target_os = "linux",
         target_os = "android",
@@ -55,15 +57,21 @@ pub fn send_vectored(sock: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         target_os = "netbsd",
         target_os = "openbsd"
     ))]
-    let flags = libc::MSG_NOSIGNAL;
-    // macOS/iOS: SO_NOSIGPIPE is set when the socket is created. Windows has no SIGPIPE.
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    )))]
+    let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+    // macOS/iOS: SO_NOSIGPIPE is set when the socket is created.
+    #[cfg(all(
+        unix,
+        not(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd"
+        ))
+    ))]
+    let flags = libc::MSG_DONTWAIT;
+    // Windows has no SIGPIPE, and its sockets stay non-blocking.
+    #[cfg(windows)]
     let flags = 0;
     loop {
         match sock.send_vectored_with_flags(bufs, flags) {
@@ -78,6 +86,131 @@ pub fn prepare(sock: &Socket) -> io::Result<()> {
     #[cfg(any(target_os = "macos", target_os = "ios"))]
     sock.set_nosigpipe(true)?;
     sock.set_nonblocking(true)
+}
+
+/// Puts a connected socket into the mode `recv` expects. On Unix that is blocking mode with a
+/// receive timeout: a read that finds data costs one system call, and one that waits needs no
+/// separate `poll` (sends pass MSG_DONTWAIT instead). Windows sockets stay non-blocking and wait
+/// with WSAPoll.
+pub fn enter_transfer_mode(sock: &Socket) -> io::Result<()> {
+    #[cfg(unix)]
+    sock.set_nonblocking(false)?;
+    #[cfg(windows)]
+    let _ = sock;
+    Ok(())
+}
+
+/// The receive timeout currently set on a socket, in microseconds (0: none set yet), so that
+/// `recv` sets it again only when a call needs a different one.
+#[derive(Default)]
+pub struct RecvTimeout(AtomicU64);
+
+impl RecvTimeout {
+    /// Forgets the cached value (a new socket).
+    pub fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Reads what the socket has into `buf`, waiting within the deadline. Ok(Some(0)) is end of
+/// stream (also after a local shutdown by `disconnect`, or when `stop` is set), Ok(None) means
+/// the deadline passed (or, for an immediate one, nothing was there).
+#[cfg(unix)]
+pub fn recv(
+    sock: &Socket,
+    buf: &mut [u8],
+    deadline: &Deadline,
+    stop: &AtomicBool,
+    armed: &RecvTimeout,
+) -> io::Result<Option<usize>> {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return Ok(Some(0));
+        }
+        let flags = if deadline.is_immediate() {
+            libc::MSG_DONTWAIT
+        } else {
+            let left = deadline.remaining();
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let want = (left.as_micros() as u64).clamp(1, i64::MAX as u64);
+            let set = armed.0.load(Ordering::Relaxed);
+            // A timeout armed by an earlier call with the same timeout is a few microseconds
+            // longer than needed: close enough (1 ms), and it saves a system call per read.
+            if set < want || set > want + 1000 {
+                set_recv_timeout(fd, want)?;
+                armed.0.store(want, Ordering::Relaxed);
+            }
+            0
+        };
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock if deadline.is_immediate() => return Ok(None),
+            // The receive timeout ran out (or was set for less than needed): look again.
+            io::ErrorKind::WouldBlock => {}
+            _ => return Err(e),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn set_recv_timeout(fd: libc::c_int, micros: u64) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: (micros / 1_000_000) as libc::time_t,
+        tv_usec: (micros % 1_000_000) as libc::suseconds_t,
+    };
+    // SAFETY: a valid timeval of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+pub fn recv(
+    sock: &Socket,
+    buf: &mut [u8],
+    deadline: &Deadline,
+    stop: &AtomicBool,
+    _armed: &RecvTimeout,
+) -> io::Result<Option<usize>> {
+    use std::io::Read;
+    loop {
+        if !wait(sock, Interest::Read, deadline, stop)? {
+            return Ok(None);
+        }
+        if stop.load(Ordering::Acquire) {
+            return Ok(Some(0));
+        }
+        match (&*sock).read(buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if deadline.is_immediate() || deadline.passed() {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The raw handle as a signed 64-bit value: an fd on Unix, a SOCKET on Windows.
@@ -195,7 +328,11 @@ pub fn peer_hung_up(sock: &Socket) -> io::Result<bool> {
 /// Readable: a zero-byte peek means the peer sent FIN (data pending hides a later FIN).
 fn peek_eof(sock: &Socket) -> io::Result<bool> {
     let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-    match sock.peek(&mut b) {
+    #[cfg(unix)]
+    let peeked = sock.recv_with_flags(&mut b, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+    #[cfg(windows)]
+    let peeked = sock.peek(&mut b);
+    match peeked {
         Ok(0) => Ok(true),
         Ok(_) => Ok(false),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),

@@ -85,6 +85,11 @@ impl Framer {
         self.max_packet = max_packet.clamp(MIN_PACKET, MAX_PACKET);
     }
 
+    /// Room offered to each read beyond what the packet in progress needs (at least 64).
+    pub fn set_read_chunk(&mut self, read_chunk: usize) {
+        self.read_chunk = read_chunk.max(64);
+    }
+
     /// Bytes received but not yet returned as packets.
     pub fn buffered(&self) -> usize {
         self.end - self.start
