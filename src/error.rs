@@ -1,6 +1,8 @@
 //! The crate's one error type. Each variant carries what a user needs to act on it; the C layer
 //! maps each variant to one stable code (`ffi::codes`).
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 use crate::proto::ProtoError;
@@ -17,11 +19,13 @@ pub enum Error {
     Resolve { host: String, detail: String },
     #[error("TCP connection to {addr} refused")]
     Refused { addr: String },
+    /// The deadline passed. The text is usually static: an event loop meets timeouts all the
+    /// time, and reporting one must not allocate.
     #[error("{0}: deadline passed")]
-    Timeout(String),
+    Timeout(Cow<'static, str>),
     /// Timeout 0 and the operation cannot complete now.
     #[error("{0}: would block")]
-    WouldBlock(String),
+    WouldBlock(Cow<'static, str>),
     /// The peer closed or reset the connection, or ended it with DR/ER.
     #[error("{0}")]
     Closed(String),

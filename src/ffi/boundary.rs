@@ -37,6 +37,16 @@ impl HandleState {
         e.clear();
         e.push_str(msg);
     }
+
+    /// Records `err` on the handle and for the calling thread, reusing both buffers: an event
+    /// loop meets "would block" on every turn, and reporting it must not allocate.
+    fn record_error(&self, err: &Error) {
+        use std::fmt::Write;
+        let mut e = self.last_error.lock();
+        e.clear();
+        let _ = write!(e, "{err}");
+        record_thread(&e);
+    }
 }
 
 /// Exported objects expose their [`HandleState`].
@@ -100,9 +110,7 @@ pub unsafe fn with_handle<T: Handle>(
     match catch_unwind(AssertUnwindSafe(|| f(obj))) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
-            let msg = e.to_string();
-            state.record(&msg);
-            record_thread(&msg);
+            state.record_error(&e);
             code_of(&e)
         }
         Err(p) => {

@@ -129,16 +129,16 @@ pub unsafe extern "C" fn iso_accept(
         let conn = match result {
             // Keep what was refused visible in the last error, beside the timeout.
             Err(Error::Timeout(w)) if refused_meanwhile => {
-                return Err(Error::Timeout(format!(
+                return Err(Error::Timeout(std::borrow::Cow::Owned(format!(
                     "{w} (refused meanwhile: {})",
                     l.inner.last_refusal()
-                )))
+                ))))
             }
             Err(Error::WouldBlock(w)) if refused_meanwhile => {
-                return Err(Error::WouldBlock(format!(
+                return Err(Error::WouldBlock(std::borrow::Cow::Owned(format!(
                     "{w} (refused meanwhile: {})",
                     l.inner.last_refusal()
-                )))
+                ))))
             }
             Ok(conn) if refused_meanwhile => {
                 l.state.record(&l.inner.last_refusal());

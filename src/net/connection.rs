@@ -8,6 +8,7 @@
 //! its socket is no longer current and returns a state error. The socket itself is closed when the
 //! last thread using it lets go, so its descriptor is never reused under anyone's feet.
 
+use std::borrow::Cow;
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -437,9 +438,9 @@ impl Connection {
             Err(_) if !self.is_current(&live) => Err(Self::disconnected_meanwhile()),
             Err(WriteError::Deadline { sent: 0 }) => Err(timeout_or_block(&deadline, "send")),
             Err(WriteError::Deadline { sent }) => {
-                let err = Error::Timeout(format!(
+                let err = Error::Timeout(Cow::Owned(format!(
                     "send stopped after {sent} of the message's bytes; the connection was closed because the stream is no longer aligned"
-                ));
+                )));
                 Err(self.fail(&live, err))
             }
             Err(WriteError::Io { error, .. }) => Err(self.write_failed(&live, error, "send")),
@@ -465,11 +466,11 @@ impl Connection {
             let encoded =
                 message.len() + segment::segment_count(message.len(), tpdu) * segment::DT_OVERHEAD;
             if out.pending() + encoded > live.max_queued {
-                return Err(Error::WouldBlock(format!(
+                return Err(Error::WouldBlock(Cow::Owned(format!(
                     "send queue holds {} bytes and this message needs {encoded} more, above the limit of {}: wait until the socket is writable and call iso_flush",
                     out.pending(),
                     live.max_queued
-                )));
+                ))));
             }
             out.push_message(message, tpdu, 0);
             return Ok(());
@@ -495,7 +496,7 @@ impl Connection {
             Err(_) if !self.is_current(&live) => Err(Self::disconnected_meanwhile()),
             Err(WriteError::Deadline { .. }) => Err(timeout_or_block(
                 deadline,
-                &format!("flush: {} bytes still queued", out.pending()),
+                "flush: bytes remain queued (iso_get_send_pending counts them)",
             )),
             Err(WriteError::Io { error, .. }) => Err(self.write_failed(&live, error, "flush")),
         }
@@ -533,7 +534,7 @@ impl Connection {
         live: &Arc<Live>,
         rx: &mut Rx,
         deadline: &Deadline,
-        what: &str,
+        what: &'static str,
     ) -> Result<()> {
         loop {
             match advance(rx, &live.limits) {
@@ -606,7 +607,7 @@ impl Drop for Connection {
     }
 }
 
-fn timeout_or_block(deadline: &Deadline, what: &str) -> Error {
+fn timeout_or_block(deadline: &Deadline, what: impl Into<Cow<'static, str>>) -> Error {
     if deadline.is_immediate() {
         Error::WouldBlock(what.into())
     } else {
@@ -631,7 +632,7 @@ fn fill(
     armed: &sys::RecvTimeout,
     deadline: &Deadline,
     stop: &AtomicBool,
-    what: &str,
+    what: &'static str,
 ) -> Result<Fill> {
     let spare = framer.spare();
     assert!(

@@ -99,6 +99,7 @@ pub fn resolve(host: &str, port: u16, deadline: &Deadline) -> Result<Vec<SocketA
 }
 
 fn timeout_or_block(deadline: &Deadline, what: String) -> Error {
+    let what = std::borrow::Cow::Owned(what);
     if deadline.is_immediate() {
         Error::WouldBlock(what)
     } else {
