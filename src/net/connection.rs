@@ -315,7 +315,14 @@ impl Connection {
                 break answer;
             }
             let Rx { framer, armed, .. } = &mut *rx;
-            match fill(&sock, framer, armed, deadline, &never, "waiting for the COTP CC")? {
+            match fill(
+                &sock,
+                framer,
+                armed,
+                deadline,
+                &never,
+                "waiting for the COTP CC",
+            )? {
                 Fill::Data => {}
                 Fill::Eof => return Err(Error::Closed(during("connection closed by peer"))),
                 Fill::Reset(_) => return Err(Error::Closed(during("connection reset by peer"))),
@@ -540,7 +547,12 @@ impl Connection {
             match advance(rx, &live.limits) {
                 Ok(Step::Ready) => return Ok(()),
                 Ok(Step::NeedBytes) => {}
-                Ok(Step::PeerEnded(why)) => live.set_peer_ended(why),
+                Ok(Step::PeerEnded(why)) => {
+                    // DR/ER ends the transport connection: release TCP too, so the peer is not
+                    // left holding it until the caller disconnects. What is buffered stays readable.
+                    live.set_peer_ended(why);
+                    let _ = live.sock.shutdown(Shutdown::Both);
+                }
                 Err(e) => return Err(self.fail(live, e.into())),
             }
             if let Some(why) = live.peer_ended() {

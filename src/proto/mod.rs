@@ -14,7 +14,7 @@ use thiserror::Error;
 /// Messages say exactly what was wrong, in terms an engineer can check against a capture.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum ProtoError {
-    #[error("TPKT version is {0}, expected 3")]
+    #[error("TPKT version is {0}, expected 3 ({detail})", detail = version_detail(*.0))]
     TpktVersion(u8),
     #[error("TPKT length {0} is below the minimum of 7")]
     TpktTooShort(usize),
@@ -81,5 +81,18 @@ impl ProtoError {
                 | ProtoError::MessageTooLarge { .. }
                 | ProtoError::TooManyFragments(_)
         )
+    }
+}
+
+/// Says what a wrong first byte suggests, showing it as a character when it is one: text where
+/// a TPKT should be is usually HTTP or a console on the wrong port.
+fn version_detail(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!(
+            "byte 0x{b:02X} = '{}': the peer answers in text (HTTP, a console?), not ISO on TCP",
+            b as char
+        )
+    } else {
+        format!("byte 0x{b:02X}: the peer does not speak ISO on TCP (RFC 1006), or the stream lost its alignment")
     }
 }

@@ -797,3 +797,102 @@ pub fn bounded<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send 
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("test body did not finish within {limit:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fault injection: peers that write slowly or without end, timing, recovery checks
+// ---------------------------------------------------------------------------------------------
+
+impl PeerConn {
+    /// Writes `bytes` one byte per write, `pause` apart, until they run out, the client closes
+    /// or resets the connection, or `limit` passes. The pauses are spent watching for the
+    /// client's close, so a close ends the loop at once. Returns true when the client closed.
+    pub fn trickle(
+        &mut self,
+        bytes: impl IntoIterator<Item = u8>,
+        pause: Duration,
+        limit: Duration,
+    ) -> bool {
+        let end = Instant::now() + limit;
+        for b in bytes {
+            if Instant::now() >= end {
+                return false;
+            }
+            if self.stream.write_all(&[b]).is_err() {
+                return true;
+            }
+            if self.wait_close(pause) {
+                return true;
+            }
+        }
+        self.wait_close(end.saturating_duration_since(Instant::now()))
+    }
+
+    /// Writes `chunk` again and again until a write fails (the client closed or reset the
+    /// connection: true) or `limit` passes or a write stays blocked for a second (false).
+    pub fn flood(&mut self, chunk: &[u8], limit: Duration) -> bool {
+        self.stream
+            .set_write_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            match self.stream.write_all(chunk) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+/// Runs `f` and returns its result with the time it took.
+pub fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed())
+}
+
+/// Asserts `min <= elapsed <= max`.
+#[track_caller]
+pub fn assert_elapsed(what: &str, elapsed: Duration, min: Duration, max: Duration) {
+    assert!(
+        elapsed >= min,
+        "{what}: returned after {elapsed:?}, before the lower bound {min:?}"
+    );
+    assert!(
+        elapsed <= max,
+        "{what}: returned after {elapsed:?}, past the upper bound {max:?}"
+    );
+}
+
+/// A fresh handle connects to a fresh well-behaved echo peer, exchanges a fragmented and a
+/// single-DT message and disconnects; the peer thread then ends. Shows that an earlier fault
+/// left the library (and the process) working.
+#[track_caller]
+pub fn assert_fresh_connection_works() {
+    let peer = Peer::start(|p| {
+        p.accept();
+        for _ in 0..2 {
+            let m = p.read_message().expect("echo peer: a message").0;
+            p.send(&msg(&m));
+        }
+        p.hold();
+    });
+    let conn = Conn::local(peer.port());
+    conn.ok(conn.connect(LONG_MS));
+    for m in [pattern(0xEC40, 3000), pattern(0xEC41, 20)] {
+        conn.ok(conn.send(&m));
+        assert!(conn.recv_ok() == m, "echo of {} bytes differs", m.len());
+    }
+    assert_eq!(conn.check(), 1);
+    conn.ok(conn.disconnect());
+    drop(conn);
+    peer.finish();
+}
