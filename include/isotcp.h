@@ -550,6 +550,15 @@ ISO_API int32_t iso_get_send_pending(const iso_conn *conn, size_t *out);
  */
 ISO_API int32_t iso_set_max_queued(iso_conn *conn, uint32_t bytes);
 
+/**
+ * The snap7 error value closest to an isotcp code: 0 for ISO_OK; for example ISO_E_REFUSED ->
+ * 0x0003 (errTCPConnectionFailed), ISO_E_TIMEOUT -> 0x0004 (errTCPReceiveTimeout),
+ * ISO_E_CLOSED -> 0x0008 (errTCPConnectionReset), ISO_E_REJECTED -> 0x00010000
+ * (errIsoConnect), ISO_E_PROTOCOL -> 0x00030000 (errIsoInvalidPDU). The full table is in
+ * MIGRATING.md. An unknown code gives 0x000B0000 (errIsoInvalidParams). Thread-safe; never fails.
+ */
+ISO_API int32_t iso_snap7_error(int32_t code);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -10,4 +10,5 @@ pub mod codes;
 pub mod conn;
 pub mod listener;
 pub mod queue;
+pub mod snap7;
 mod text;
