@@ -107,6 +107,16 @@
 #define ISO_VERSION_NUMBER 256
 
 /**
+ * `direction` of a traced frame received from the peer.
+ */
+#define ISO_TRACE_RECEIVED 0
+
+/**
+ * `direction` of a traced frame we sent.
+ */
+#define ISO_TRACE_SENT 1
+
+/**
  * An ISO-on-TCP connection handle (opaque). Create with `iso_create`, free with `iso_destroy`.
  */
 typedef struct iso_conn iso_conn;
@@ -127,6 +137,14 @@ typedef int32_t (*iso_cr_filter)(void *user,
                                  size_t calling_len,
                                  const uint8_t *called,
                                  size_t called_len);
+
+/**
+ * Receives one traced frame: a whole TPKT packet (4-byte header included) as on the wire,
+ * valid only during the call. `direction` is ISO_TRACE_SENT or ISO_TRACE_RECEIVED. Runs on the
+ * thread doing the I/O, inside the library; it must return promptly and must not call isotcp
+ * functions on the same connection.
+ */
+typedef void (*iso_trace_fn)(void *user, int32_t direction, const uint8_t *frame, size_t len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -558,6 +576,28 @@ ISO_API int32_t iso_set_max_queued(iso_conn *conn, uint32_t bytes);
  * MIGRATING.md. An unknown code gives 0x000B0000 (errIsoInvalidParams). Thread-safe; never fails.
  */
 ISO_API int32_t iso_snap7_error(int32_t code);
+
+/**
+ * Installs (or with NULL `callback`, removes) a trace callback. May be called at any time, also while
+ * connected; `user` is passed back unchanged and must stay valid while installed. Frames sent
+ * are traced when handed to the socket (or to the send queue), frames received when processed.
+ * Errors: ISO_E_INVALID (NULL conn). Thread-safe.
+ */
+ISO_API
+int32_t iso_set_trace(iso_conn *conn,
+                      iso_trace_fn callback,
+                      void *user);
+
+/**
+ * Writes every frame of the connection to a pcap capture file at `path` (created or truncated;
+ * NULL stops and closes it). Frames carry synthetic IP/TCP headers with the connection's real
+ * addresses and ports, so Wireshark decodes TPKT/COTP/S7comm directly on port 102 (elsewhere:
+ * Decode As TPKT, or `tshark -d tcp.port==PORT,tpkt`). The file is flushed after each frame.
+ * If writing fails (disk full), file tracing stops and the connection carries on.
+ * May be called at any time. Errors: ISO_E_INVALID (NULL conn, path not UTF-8), ISO_E_IO (the
+ * file cannot be created). Thread-safe.
+ */
+ISO_API int32_t iso_set_trace_file(iso_conn *conn, const char *path);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use isotcp::ffi::codes::*;
 use isotcp::ffi::conn::*;
+use isotcp::ffi::trace::*;
 
 // ---------------------------------------------------------------------------------------------
 // The peers
@@ -815,5 +816,154 @@ fn buffered_answer_stays_readable_after_the_server_dies() {
             assert_eq!(c.poll(0), ISO_E_CLOSED);
             assert_eq!(c.try_recv(100), Err(ISO_E_CLOSED));
         },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tracing
+// ---------------------------------------------------------------------------------------------
+
+type Frames = Mutex<Vec<(i32, Vec<u8>)>>;
+
+unsafe extern "C" fn collect_frame(
+    user: *mut std::ffi::c_void,
+    direction: i32,
+    frame: *const u8,
+    len: usize,
+) {
+    let frames = &*(user as *const Frames);
+    frames
+        .lock()
+        .unwrap()
+        .push((direction, std::slice::from_raw_parts(frame, len).to_vec()));
+}
+
+/// Runs tshark on a capture file; None (after a SKIP line) when tshark is missing and not required.
+fn tshark_fields(pcap: &Path, port: u16, fields: &[&str]) -> Option<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
+        .arg(pcap)
+        .args(["-d", &format!("tcp.port=={port},tpkt"), "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    match cmd.output() {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "tshark failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        }
+        Err(_) if std::env::var("ISOTCP_REQUIRE_TSHARK").as_deref() != Ok("1") => {
+            note("SKIP real_peers::trace_callback_and_capture_file: tshark not installed");
+            None
+        }
+        Err(e) => panic!("tshark: {e}"),
+    }
+}
+
+#[test]
+fn trace_callback_and_capture_file() {
+    let Some(srv) = Server::start(Flavor::Py3, "trace_callback_and_capture_file") else {
+        return;
+    };
+    let c = Conn::new(srv.port);
+    c.set_tpdu_size(256);
+    let frames: Box<Frames> = Box::default();
+    let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/trace-test.pcap");
+    let path = CString::new(pcap.to_str().unwrap()).unwrap();
+    unsafe {
+        assert_eq!(
+            iso_set_trace(
+                c.0,
+                Some(collect_frame),
+                &*frames as *const Frames as *mut _
+            ),
+            ISO_OK
+        );
+        assert_eq!(iso_set_trace_file(c.0, path.as_ptr()), ISO_OK);
+    }
+    c.connect();
+    setup(&c);
+    // 300 bytes at TPDU 256: two DTs, the first without EOT.
+    let data: Vec<u8> = (0..272u32).map(|i| (i * 5 + 1) as u8).collect();
+    s7_write_ok(&c.request(&s7_write(4, 2, 0, &data)), 4);
+    unsafe {
+        assert_eq!(iso_set_trace(c.0, None, std::ptr::null_mut()), ISO_OK);
+        assert_eq!(iso_set_trace_file(c.0, std::ptr::null()), ISO_OK);
+    }
+    read_db1_4(&c); // not traced any more
+
+    let got = frames.lock().unwrap().clone();
+    let kinds: Vec<(i32, u8)> = got.iter().map(|(d, f)| (*d, f[5])).collect();
+    // CR sent, CC received, setup DT out and back, write as two DTs out, answer back.
+    assert_eq!(
+        kinds,
+        [
+            (1, 0xE0),
+            (0, 0xD0),
+            (1, 0xF0),
+            (0, 0xF0),
+            (1, 0xF0),
+            (1, 0xF0),
+            (0, 0xF0)
+        ],
+        "frame sequence"
+    );
+    for (_, f) in &got {
+        assert_eq!(f[0], 3, "a whole TPKT packet");
+        assert_eq!(
+            u16::from_be_bytes([f[2], f[3]]) as usize,
+            f.len(),
+            "TPKT length = frame length"
+        );
+    }
+    assert_eq!(got[4].1[6], 0x00, "first DT of the write: no EOT");
+    assert_eq!(got[5].1[6], 0x80, "second DT: EOT");
+    assert_eq!(got[4].1.len(), 4 + 256, "a full TPDU of 256");
+    let mut joined = got[4].1[7..].to_vec();
+    joined.extend_from_slice(&got[5].1[7..]);
+    assert_eq!(
+        joined,
+        s7_write(4, 2, 0, &data),
+        "the DTs carry the message"
+    );
+
+    // Wireshark reads the capture file: the same frames, decoded by its COTP dissector.
+    let Some(lines) = tshark_fields(
+        &pcap,
+        srv.port,
+        &["cotp.type", "cotp.eot", "_ws.expert.severity"],
+    ) else {
+        return;
+    };
+    let decoded: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split('\t').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        decoded,
+        ["0x0e", "0x0d", "0x0f", "0x0f", "0x0f", "0x0f", "0x0f"],
+        "{lines:?}"
+    );
+    let eots: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split('\t').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(eots[4], "0", "{lines:?}");
+    assert_eq!(eots[5], "1", "{lines:?}");
+    // No expert info at all (malformed frames and bad lengths would show here).
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.split('\t').nth(2).unwrap_or("").is_empty()),
+        "{lines:?}"
     );
 }

@@ -20,6 +20,7 @@ use socket2::Socket;
 use super::deadline::Deadline;
 use super::socket::{self, Keepalive};
 use super::sys;
+use super::trace::Tracer;
 use super::transmit::{self, OutQueue, WriteError};
 use crate::error::{Error, Result};
 use crate::proto::cotp::{self, Tpdu};
@@ -185,6 +186,8 @@ pub struct Connection {
     rx: Mutex<Rx>,
     /// Accepted by a listener: it cannot connect again.
     passive: bool,
+    /// Frame tracing (off unless asked for).
+    pub trace: Tracer,
 }
 
 impl Connection {
@@ -199,6 +202,7 @@ impl Connection {
             link: Mutex::new(Link::default()),
             rx: Mutex::new(rx),
             passive: false,
+            trace: Tracer::default(),
         }
     }
 
@@ -282,11 +286,15 @@ impl Connection {
         let addrs = socket::resolve(&cfg.host, cfg.port, deadline)?;
         let sock = socket::connect_any(&addrs, deadline, &cfg.keepalive)?;
         sys::enter_transfer_mode(&sock).map_err(|e| Error::io("socket mode", e))?;
+        if self.trace.is_on() {
+            self.trace.set_endpoints(endpoints(&sock));
+        }
         let never = AtomicBool::new(false);
         let during = |what: &str| {
             format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling, cfg.called)
         };
         match transmit::write_all(&sock, &mut [IoSlice::new(&cr)], deadline, &never) {
+            Ok(_) if self.trace.is_on() => self.trace.frame(true, &cr),
             Ok(_) => {}
             Err(WriteError::Deadline { .. }) => {
                 return Err(timeout_or_block(deadline, "sending the COTP CR"))
@@ -310,7 +318,7 @@ impl Connection {
         let answer = loop {
             if let Some(tpdu) = rx.framer.peek_packet()? {
                 let answer = handshake::check_answer(&req, tpdu)?;
-                rx.framer.consume();
+                consume(&mut rx.framer, &self.trace);
                 rx.framer.set_max_packet(cfg.max_packet());
                 break answer;
             }
@@ -419,6 +427,18 @@ impl Connection {
     /// by `queue_send`, within the send timeout.
     pub fn send(&self, message: &[u8]) -> Result<()> {
         let live = self.sendable(message)?;
+        self.send_on(&live, message)?;
+        self.trace_sent(&live, message);
+        Ok(())
+    }
+
+    fn trace_sent(&self, live: &Live, message: &[u8]) {
+        if self.trace.is_on() {
+            self.trace.message(message, live.negotiated.tpdu_size);
+        }
+    }
+
+    fn send_on(&self, live: &Arc<Live>, message: &[u8]) -> Result<()> {
         let mut out = live.out.lock();
         let deadline = Deadline::after_ms(live.send_timeout_ms);
         match out.flush(&live.sock, &deadline, &live.stop) {
@@ -460,6 +480,12 @@ impl Connection {
     /// take it past its limit.
     pub fn queue_send(&self, message: &[u8]) -> Result<()> {
         let live = self.sendable(message)?;
+        self.queue_send_on(&live, message)?;
+        self.trace_sent(&live, message);
+        Ok(())
+    }
+
+    fn queue_send_on(&self, live: &Arc<Live>, message: &[u8]) -> Result<()> {
         let mut out = live.out.lock();
         let now = Deadline::after_ms(0);
         let tpdu = live.negotiated.tpdu_size;
@@ -522,7 +548,7 @@ impl Connection {
         let live = self.live()?;
         let mut rx = self.rx.lock();
         self.wait_message(&live, &mut rx, deadline, "receive")?;
-        deliver(&mut rx, buf)
+        deliver(&mut rx, buf, &self.trace)
     }
 
     /// True when a whole message is ready, so `recv` returns it at once.
@@ -544,7 +570,7 @@ impl Connection {
         what: &'static str,
     ) -> Result<()> {
         loop {
-            match advance(rx, &live.limits) {
+            match advance(rx, &live.limits, &self.trace) {
                 Ok(Step::Ready) => return Ok(()),
                 Ok(Step::NeedBytes) => {}
                 Ok(Step::PeerEnded(why)) => {
@@ -598,6 +624,15 @@ impl Connection {
             live.stop.store(true, Ordering::Release);
             let _ = live.sock.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Starts (or with None stops) writing traced frames to a capture file.
+    pub fn set_trace_file(&self, path: Option<&std::path::Path>) -> Result<()> {
+        self.trace.set_file(path)?;
+        if let Ok(live) = self.live() {
+            self.trace.set_endpoints(endpoints(&live.sock));
+        }
+        Ok(())
     }
 
     pub fn negotiated(&self) -> Result<Negotiated> {
@@ -667,7 +702,7 @@ fn fill(
 ///
 /// A message that arrives as one DT with EOT is left in the framer (no copy); fragments are
 /// copied into the reassembler.
-fn advance(rx: &mut Rx, limits: &Limits) -> Result<Step, ProtoError> {
+fn advance(rx: &mut Rx, limits: &Limits, trace: &Tracer) -> Result<Step, ProtoError> {
     let Rx { framer, reasm, .. } = rx;
     loop {
         if reasm.message().is_some() {
@@ -690,14 +725,14 @@ fn advance(rx: &mut Rx, limits: &Limits) -> Result<Step, ProtoError> {
                 let _: Assembled = reasm.push(eot, payload)?;
             }
             Tpdu::Dr { reason, .. } => {
-                framer.consume();
+                consume(framer, trace);
                 return Ok(Step::PeerEnded(format!(
                     "peer ended the connection with DR, reason 0x{reason:02X} ({})",
                     cotp::dr_reason_text(reason)
                 )));
             }
             Tpdu::Er { cause, .. } => {
-                framer.consume();
+                consume(framer, trace);
                 return Ok(Step::PeerEnded(format!(
                     "peer ended the connection with ER, cause {cause} ({})",
                     cotp::er_cause_text(cause)
@@ -706,12 +741,28 @@ fn advance(rx: &mut Rx, limits: &Limits) -> Result<Step, ProtoError> {
             Tpdu::Cr(_) => return Err(ProtoError::UnexpectedInTransfer("CR")),
             Tpdu::Cc(_) => return Err(ProtoError::UnexpectedInTransfer("CC")),
         }
-        framer.consume();
+        consume(framer, trace);
     }
 }
 
+/// Drops the packet at the framer's head, tracing it first when tracing is on.
+fn consume(framer: &mut Framer, trace: &Tracer) {
+    if trace.is_on() {
+        if let Some(raw) = framer.peek_raw() {
+            trace.frame(false, raw);
+        }
+    }
+    framer.consume();
+}
+
+fn endpoints(sock: &Socket) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+    let local = sock.local_addr().ok()?.as_socket()?;
+    let peer = sock.peer_addr().ok()?.as_socket()?;
+    Some((local, peer))
+}
+
 /// Copies the ready message into `buf`. Too small: the message stays queued.
-fn deliver(rx: &mut Rx, buf: &mut [u8]) -> Result<usize> {
+fn deliver(rx: &mut Rx, buf: &mut [u8], trace: &Tracer) -> Result<usize> {
     if let Some(msg) = rx.reasm.message() {
         let n = copy_out(msg, buf)?;
         rx.reasm.take();
@@ -722,7 +773,7 @@ fn deliver(rx: &mut Rx, buf: &mut [u8]) -> Result<usize> {
         .peek_packet()?
         .expect("deliver is called only when a message is ready");
     let n = copy_out(&tpdu[3..], buf)?;
-    rx.framer.consume();
+    consume(&mut rx.framer, trace);
     Ok(n)
 }
 

@@ -3,8 +3,10 @@
 pub mod connection;
 pub mod deadline;
 pub mod listener;
+mod pcap;
 pub mod socket;
 pub mod sys;
+pub mod trace;
 mod transmit;
 
 pub use connection::{Config, Connection};

@@ -163,6 +163,17 @@ impl Framer {
         Ok(Some(&self.buf[self.start + HEADER_LEN..self.start + len]))
     }
 
+    /// The whole packet at the head, TPKT header included, exactly as received (for tracing);
+    /// None until it is complete. Call after [`Framer::peek_packet`] accepted it.
+    pub fn peek_raw(&self) -> Option<&[u8]> {
+        let pending = self.end - self.start;
+        if pending < HEADER_LEN {
+            return None;
+        }
+        let len = u16::from_be_bytes([self.buf[self.start + 2], self.buf[self.start + 3]]) as usize;
+        (len >= HEADER_LEN && pending >= len).then(|| &self.buf[self.start..self.start + len])
+    }
+
     /// Drops the packet [`Framer::peek_packet`] returned.
     pub fn consume(&mut self) {
         let len = u16::from_be_bytes([self.buf[self.start + 2], self.buf[self.start + 3]]) as usize;
