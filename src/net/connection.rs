@@ -443,7 +443,7 @@ impl Connection {
         let deadline = Deadline::after_ms(live.send_timeout_ms);
         match out.flush(&live.sock, &deadline, &live.stop) {
             Ok(()) => {}
-            Err(_) if !self.is_current(&live) => return Err(Self::disconnected_meanwhile()),
+            Err(_) if !self.is_current(live) => return Err(Self::disconnected_meanwhile()),
             Err(WriteError::Deadline { .. }) => {
                 return Err(timeout_or_block(
                     &deadline,
@@ -451,7 +451,7 @@ impl Connection {
                 ))
             }
             Err(WriteError::Io { error, .. }) => {
-                return Err(self.write_failed(&live, error, "send"))
+                return Err(self.write_failed(live, error, "send"))
             }
         }
         match transmit::write_message(
@@ -462,15 +462,15 @@ impl Connection {
             &live.stop,
         ) {
             Ok(()) => Ok(()),
-            Err(_) if !self.is_current(&live) => Err(Self::disconnected_meanwhile()),
+            Err(_) if !self.is_current(live) => Err(Self::disconnected_meanwhile()),
             Err(WriteError::Deadline { sent: 0 }) => Err(timeout_or_block(&deadline, "send")),
             Err(WriteError::Deadline { sent }) => {
                 let err = Error::Timeout(Cow::Owned(format!(
                     "send stopped after {sent} of the message's bytes; the connection was closed because the stream is no longer aligned"
                 )));
-                Err(self.fail(&live, err))
+                Err(self.fail(live, err))
             }
-            Err(WriteError::Io { error, .. }) => Err(self.write_failed(&live, error, "send")),
+            Err(WriteError::Io { error, .. }) => Err(self.write_failed(live, error, "send")),
         }
     }
 
@@ -492,7 +492,7 @@ impl Connection {
         match out.flush(&live.sock, &now, &live.stop) {
             Ok(()) | Err(WriteError::Deadline { .. }) => {}
             Err(WriteError::Io { error, .. }) => {
-                return Err(self.write_failed(&live, error, "queued send"))
+                return Err(self.write_failed(live, error, "queued send"))
             }
         }
         if out.pending() > 0 {
@@ -515,7 +515,7 @@ impl Connection {
                 Ok(())
             }
             Err(WriteError::Io { error, .. }) => {
-                Err(self.write_failed(&live, error, "queued send"))
+                Err(self.write_failed(live, error, "queued send"))
             }
         }
     }
