@@ -5,7 +5,6 @@
  * Every function returning int32_t returns ISO_OK (0) on success or a negative ISO_E_* code;
  * iso_strerror() names a code and iso_last_error() gives the message of a handle's last error.
  */
-
 #ifndef ISOTCP_H
 #define ISOTCP_H
 
@@ -24,6 +23,10 @@
 #  endif
 #else
 #  define ISO_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
 #endif
 
 /**
@@ -145,10 +148,6 @@ typedef int32_t (*iso_cr_filter)(void *user,
  * functions on the same connection.
  */
 typedef void (*iso_trace_fn)(void *user, int32_t direction, const uint8_t *frame, size_t len);
-
-#ifdef __cplusplus
-extern "C" {
-#endif // __cplusplus
 
 /**
  * Static text describing a result code. Never NULL, never to be freed; an unknown code gives
@@ -308,9 +307,10 @@ ISO_API int32_t iso_connect(iso_conn *conn, uint32_t timeout_ms);
 /**
  * Sends one whole message of `len` bytes (copied before return), segmented into DTs of the
  * negotiated TPDU size, within the send timeout.
- * Errors: ISO_E_INVALID (NULL data, len 0), ISO_E_STATE (not connected), ISO_E_TOO_LARGE (above
- * the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is intact; part sent: the
- * connection is closed, since the peer would see half a message), ISO_E_CLOSED, ISO_E_IO.
+ * Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE (not connected),
+ * ISO_E_TOO_LARGE (above the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is
+ * intact; part sent: the connection is closed, since the peer would see half a message),
+ * ISO_E_CLOSED, ISO_E_IO.
  * Thread rules: may run while another thread is in `iso_recv`/`iso_poll`; concurrent
  * `iso_send` calls on one handle are serialised.
  */
@@ -328,7 +328,7 @@ ISO_API int32_t iso_poll(iso_conn *conn, uint32_t timeout_ms);
 /**
  * Receives one whole message into `buf` (capacity `cap`), waiting up to `timeout_ms`.
  * On success `*out_len` is the message length.
- * Errors: ISO_E_INVALID (NULL buf or out_len), ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK
+ * Errors: ISO_E_INVALID (NULL buf or out_len, cap above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK
  * (timeout 0) when no whole message arrived: nothing is lost, the next call continues;
  * ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
  * ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
@@ -536,9 +536,9 @@ int32_t iso_listener_last_error(const iso_listener *l,
  * next `iso_queue_send`/`iso_send`, which write queued bytes first). A message is always
  * accepted when nothing is queued; otherwise it must fit within the queue limit
  * (`iso_set_max_queued`).
- * Errors: ISO_E_INVALID (NULL data, len 0), ISO_E_STATE, ISO_E_TOO_LARGE (above the maximum
- * message), ISO_E_WOULD_BLOCK (the queue is full: nothing of this message was queued; wait for
- * writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO.
+ * Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TOO_LARGE
+ * (above the maximum message), ISO_E_WOULD_BLOCK (the queue is full: nothing of this message
+ * was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO.
  * Thread rules: as `iso_send`, with which it is serialised.
  */
 ISO_API int32_t iso_queue_send(iso_conn *conn, const uint8_t *data, size_t len);
@@ -600,7 +600,7 @@ int32_t iso_set_trace(iso_conn *conn,
 ISO_API int32_t iso_set_trace_file(iso_conn *conn, const char *path);
 
 #ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
+}  /* extern "C" */
+#endif
 
 #endif  /* ISOTCP_H */

@@ -10,7 +10,7 @@ use std::ffi::{c_char, CStr};
 
 use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
-use super::text::{bytes, last_error_out};
+use super::text::{bytes, check_len, last_error_out};
 use crate::error::Error;
 use crate::net::connection::{MAX_MAX_MESSAGE, MIN_MAX_MESSAGE};
 use crate::net::{Config, Connection, Deadline, Keepalive};
@@ -175,8 +175,8 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
         non_null(local, "local")?;
         non_null(remote, "remote")?;
         let invalid = |e: crate::proto::ProtoError| Error::Invalid(e.to_string());
-        c.calling = Tsap::new(bytes(local, local_len)).map_err(invalid)?;
-        c.called = Tsap::new(bytes(remote, remote_len)).map_err(invalid)?;
+        c.calling = Tsap::new(bytes(local, local_len)?).map_err(invalid)?;
+        c.called = Tsap::new(bytes(remote, remote_len)?).map_err(invalid)?;
         Ok(())
     })
 }
@@ -228,6 +228,16 @@ fn rack_slot_args(rack: u16, slot: u16) -> Result<(u8, u8), Error> {
     Ok((rack as u8, slot as u8))
 }
 
+/// S7 connection types: 1 PG, 2 OP, 3..0x10 S7 basic.
+fn conn_type_arg(conn_type: u8) -> Result<(), Error> {
+    if !(1..=0x10).contains(&conn_type) {
+        return Err(Error::Invalid(format!(
+            "connection type 0x{conn_type:02X} is outside 1..0x10 (1 PG, 2 OP, 3..0x10 S7 basic)"
+        )));
+    }
+    Ok(())
+}
+
 /// Routing through a real Siemens gateway (S7 routing, libnodave's form): replaces both TSAPs by
 /// 28-byte extended TSAPs naming the destination subnet and station.
 ///
@@ -251,11 +261,17 @@ pub unsafe extern "C" fn iso_set_routing_s7(
 ) -> i32 {
     configure(conn, |c| {
         non_null(dest_addr, "dest_addr")?;
+        if !(1..=16).contains(&dest_addr_len) {
+            return Err(Error::Invalid(format!(
+                "destination address length {dest_addr_len} is outside 1..16"
+            )));
+        }
+        conn_type_arg(conn_type)?;
         let (rack, slot) = rack_slot_args(dest_rack, dest_slot)?;
         let route = S7Route {
             subnet_high,
             subnet_low,
-            dest_addr: bytes(dest_addr, dest_addr_len).to_vec(),
+            dest_addr: bytes(dest_addr, dest_addr_len)?.to_vec(),
             conn_type,
             dest_rack: rack,
             dest_slot: slot,
@@ -367,16 +383,17 @@ pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i3
 
 /// Sends one whole message of `len` bytes (copied before return), segmented into DTs of the
 /// negotiated TPDU size, within the send timeout.
-/// Errors: ISO_E_INVALID (NULL data, len 0), ISO_E_STATE (not connected), ISO_E_TOO_LARGE (above
-/// the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is intact; part sent: the
-/// connection is closed, since the peer would see half a message), ISO_E_CLOSED, ISO_E_IO.
+/// Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE (not connected),
+/// ISO_E_TOO_LARGE (above the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is
+/// intact; part sent: the connection is closed, since the peer would see half a message),
+/// ISO_E_CLOSED, ISO_E_IO.
 /// Thread rules: may run while another thread is in `iso_recv`/`iso_poll`; concurrent
 /// `iso_send` calls on one handle are serialised.
 #[no_mangle]
 pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
     with_handle(conn, "conn", false, |c| {
         non_null(data, "data")?;
-        c.inner.send(bytes(data, len)).map(|()| ISO_OK)
+        c.inner.send(bytes(data, len)?).map(|()| ISO_OK)
     })
 }
 
@@ -394,7 +411,7 @@ pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
 
 /// Receives one whole message into `buf` (capacity `cap`), waiting up to `timeout_ms`.
 /// On success `*out_len` is the message length.
-/// Errors: ISO_E_INVALID (NULL buf or out_len), ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK
+/// Errors: ISO_E_INVALID (NULL buf or out_len, cap above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK
 /// (timeout 0) when no whole message arrived: nothing is lost, the next call continues;
 /// ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
 /// ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
@@ -412,6 +429,7 @@ pub unsafe extern "C" fn iso_recv(
     with_handle(conn, "conn", false, |c| {
         non_null(out_len, "out_len")?;
         non_null(buf, "buf")?;
+        check_len(cap)?;
         let slice = if cap == 0 {
             &mut [][..]
         } else {
@@ -565,6 +583,7 @@ pub unsafe extern "C" fn iso_thread_last_error(
 pub unsafe extern "C" fn iso_s7_tsap(conn_type: u8, rack: u8, slot: u8, out: *mut u16) -> i32 {
     without_handle(|| {
         non_null(out, "out")?;
+        conn_type_arg(conn_type)?;
         let rs = tsap::rack_slot(rack, slot).map_err(|e| Error::Invalid(e.to_string()))?;
         *out = (conn_type as u16) << 8 | rs as u16;
         Ok(ISO_OK)

@@ -5,6 +5,7 @@
 //! `iso_listener_destroy` must be the last call, with no other call in progress.
 
 use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState};
@@ -22,6 +23,9 @@ use crate::proto::tsap::Tsap;
 pub struct iso_listener {
     inner: Listener,
     state: HandleState,
+    /// The refusal count when `state` last recorded something: a refusal since then is newer
+    /// than the recorded error, so the last error reports it (also while `iso_accept` waits).
+    refusals_seen: AtomicU64,
 }
 
 impl Handle for iso_listener {
@@ -76,6 +80,7 @@ pub unsafe extern "C" fn iso_listen(
         *out = Box::into_raw(Box::new(iso_listener {
             inner: l,
             state: HandleState::default(),
+            refusals_seen: AtomicU64::new(0),
         }));
         Ok(ISO_OK)
     })
@@ -125,7 +130,10 @@ pub unsafe extern "C" fn iso_accept(
         non_null(out, "out")?;
         let refused_before = l.inner.refused_count();
         let result = l.inner.accept(&Deadline::after_ms(timeout_ms));
-        let refused_meanwhile = l.inner.refused_count() != refused_before;
+        let refused_after = l.inner.refused_count();
+        let refused_meanwhile = refused_after != refused_before;
+        // Whatever this call records below already covers the refusals so far.
+        l.refusals_seen.store(refused_after, Ordering::Relaxed);
         let conn = match result {
             // Keep what was refused visible in the last error, beside the timeout.
             Err(Error::Timeout(w)) if refused_meanwhile => {
@@ -277,7 +285,7 @@ pub unsafe extern "C" fn iso_listener_allow_tsap(
 ) -> i32 {
     with_handle(l, "listener", false, |l| {
         non_null(tsap, "tsap")?;
-        let t = Tsap::new(bytes(tsap, len)).map_err(|e| Error::Invalid(e.to_string()))?;
+        let t = Tsap::new(bytes(tsap, len)?).map_err(|e| Error::Invalid(e.to_string()))?;
         l.inner.configure(|c| {
             if !c.allowed_called.contains(&t) {
                 c.allowed_called.push(t);
@@ -348,7 +356,12 @@ pub unsafe extern "C" fn iso_listener_last_error(
 ) -> i32 {
     let mut text = None;
     let rc = with_handle(l, "listener", true, |l| {
-        text = Some(l.state.last_error());
+        let refusals = l.inner.refused_count();
+        text = Some(if refusals != l.refusals_seen.load(Ordering::Relaxed) {
+            l.inner.last_refusal()
+        } else {
+            l.state.last_error()
+        });
         Ok(ISO_OK)
     });
     match text {

@@ -11,5 +11,5 @@ pub mod conn;
 pub mod listener;
 pub mod queue;
 pub mod snap7;
-pub mod trace;
 mod text;
+pub mod trace;

@@ -17,15 +17,15 @@ use crate::net::Deadline;
 /// next `iso_queue_send`/`iso_send`, which write queued bytes first). A message is always
 /// accepted when nothing is queued; otherwise it must fit within the queue limit
 /// (`iso_set_max_queued`).
-/// Errors: ISO_E_INVALID (NULL data, len 0), ISO_E_STATE, ISO_E_TOO_LARGE (above the maximum
-/// message), ISO_E_WOULD_BLOCK (the queue is full: nothing of this message was queued; wait for
-/// writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO.
+/// Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TOO_LARGE
+/// (above the maximum message), ISO_E_WOULD_BLOCK (the queue is full: nothing of this message
+/// was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO.
 /// Thread rules: as `iso_send`, with which it is serialised.
 #[no_mangle]
 pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
     with_handle(conn, "conn", false, |c| {
         non_null(data, "data")?;
-        c.inner.queue_send(bytes(data, len)).map(|()| ISO_OK)
+        c.inner.queue_send(bytes(data, len)?).map(|()| ISO_OK)
     })
 }
 

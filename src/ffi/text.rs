@@ -1,5 +1,7 @@
 //! Copying strings and bytes out to caller buffers, the one way every export does it.
 
+use crate::error::Error;
+
 /// Writes `text` NUL-terminated into `buf` (truncated to fit), and the size it needs (including
 /// the NUL) into `out_needed`. Returns true when it fitted.
 ///
@@ -23,12 +25,24 @@ pub unsafe fn copy_c_string(text: &str, buf: *mut u8, cap: usize, out_needed: *m
 ///
 /// # Safety
 /// Unless `len` is 0, `ptr` must be non-NULL and valid for `len` bytes.
-pub unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
-    if len == 0 {
+pub unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Error> {
+    check_len(len)?;
+    Ok(if len == 0 {
         &[]
     } else {
         std::slice::from_raw_parts(ptr, len)
+    })
+}
+
+/// No object can be larger than isize::MAX bytes, so such a length is a caller's error (and
+/// building a slice from it would be undefined behaviour).
+pub fn check_len(len: usize) -> Result<(), Error> {
+    if len > isize::MAX as usize {
+        return Err(Error::Invalid(format!(
+            "length {len} is larger than any buffer can be"
+        )));
     }
+    Ok(())
 }
 
 /// The common tail of the last-error functions: ISO_OK when the text fitted, else

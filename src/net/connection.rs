@@ -450,9 +450,7 @@ impl Connection {
                     "send: earlier queued messages did not go out in time; this one was not sent",
                 ))
             }
-            Err(WriteError::Io { error, .. }) => {
-                return Err(self.write_failed(live, error, "send"))
-            }
+            Err(WriteError::Io { error, .. }) => return Err(self.write_failed(live, error, "send")),
         }
         match transmit::write_message(
             &live.sock,
@@ -514,9 +512,7 @@ impl Connection {
                 out.push_message(message, tpdu, sent);
                 Ok(())
             }
-            Err(WriteError::Io { error, .. }) => {
-                Err(self.write_failed(live, error, "queued send"))
-            }
+            Err(WriteError::Io { error, .. }) => Err(self.write_failed(live, error, "queued send")),
         }
     }
 

@@ -160,7 +160,7 @@ impl Listener {
     }
 
     pub fn refused_count(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
+        self.refused.load(Ordering::Acquire)
     }
 
     pub fn accepted_count(&self) -> u64 {
@@ -261,11 +261,10 @@ impl Listener {
             if pending.len() >= max_pending {
                 let oldest = pending.remove(0);
                 self.watch.remove(&oldest.sock);
-                *self.last_refusal.lock() = format!(
+                self.note_refusal(format!(
                     "{}: dropped, more than {max_pending} handshakes pending",
                     oldest.peer
-                );
-                self.refused.fetch_add(1, Ordering::Relaxed);
+                ));
             }
             self.watch.add(&sock);
             pending.push(Pending {
@@ -312,10 +311,9 @@ impl Listener {
                 Ok(n) => p.framer.commit(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if now >= p.expires {
-                        self.refused.fetch_add(1, Ordering::Relaxed);
-                        return Progress::Dropped(
-                            "no CR within the CR timeout; connection closed".into(),
-                        );
+                        let why = "no CR within the CR timeout; connection closed";
+                        self.note_refusal(format!("{}: {why}", p.peer));
+                        return Progress::Dropped(why.into());
                     }
                     return Progress::Waiting;
                 }
@@ -361,8 +359,21 @@ impl Listener {
         }
     }
 
+    /// Records a refused or dropped handshake: its description first, then the count, so whoever
+    /// sees the new count (or the DR) also sees the description.
+    fn note_refusal(&self, text: String) {
+        *self.last_refusal.lock() = text;
+        self.refused.fetch_add(1, Ordering::Release);
+    }
+
     fn refuse(&self, p: &mut Pending, refusal: Refusal) -> Progress {
-        self.refused.fetch_add(1, Ordering::Relaxed);
+        let why = format!(
+            "CR refused with DR reason 0x{:02X} ({}): {}",
+            refusal.reason,
+            crate::proto::cotp::dr_reason_text(refusal.reason),
+            refusal.detail
+        );
+        self.note_refusal(format!("{}: {why}", p.peer));
         let dr = refusal.dr(self.our_ref());
         // Best effort: the DR is tiny and the socket buffer empty; the client may be gone.
         let _ = transmit::write_all(
@@ -372,12 +383,7 @@ impl Listener {
             &AtomicBool::new(false),
         );
         let _ = p.sock.shutdown(Shutdown::Both);
-        Progress::Dropped(format!(
-            "CR refused with DR reason 0x{:02X} ({}): {}",
-            refusal.reason,
-            crate::proto::cotp::dr_reason_text(refusal.reason),
-            refusal.detail
-        ))
+        Progress::Dropped(why)
     }
 
     fn confirm(&self, p: &mut Pending, cr: CrInfo) -> Progress {
