@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
+use socket2::{Domain, SockAddr, Socket, TcpKeepalive};
 
 use super::deadline::Deadline;
 use super::sys::{self, Interest};
@@ -135,13 +135,7 @@ pub fn connect_any(
 
 fn connect_one(addr: &SocketAddr, deadline: &Deadline, keepalive: &Keepalive) -> Result<Socket> {
     let io = |what: &str, e: io::Error| Error::io(format!("{what} ({addr})"), e);
-    let sock = Socket::new(
-        Domain::for_address(*addr),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )
-    .map_err(|e| io("socket", e))?;
-    sys::prepare(&sock).map_err(|e| io("socket options", e))?;
+    let sock = sys::stream_socket(Domain::for_address(*addr)).map_err(|e| io("socket", e))?;
     sock.set_tcp_nodelay(true)
         .map_err(|e| io("TCP_NODELAY", e))?;
     set_keepalive(&sock, keepalive).map_err(|e| io("keep-alive", e))?;

@@ -81,6 +81,39 @@ pub fn send_vectored(sock: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     }
 }
 
+/// A new non-blocking TCP socket (for connecting). Linux and the BSDs create it non-blocking in
+/// the one `socket` call; elsewhere `prepare` switches it.
+pub fn stream_socket(domain: socket2::Domain) -> io::Result<Socket> {
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
+    let ty = socket2::Type::STREAM.nonblocking();
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    )))]
+    let ty = socket2::Type::STREAM;
+    let sock = Socket::new(domain, ty, Some(socket2::Protocol::TCP))?;
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    sock.set_nosigpipe(true)?;
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    )))]
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
 /// Options every socket gets at creation, beyond what socket2 sets (close-on-exec).
 pub fn prepare(sock: &Socket) -> io::Result<()> {
     #[cfg(any(target_os = "macos", target_os = "ios"))]
@@ -93,14 +126,23 @@ pub fn prepare(sock: &Socket) -> io::Result<()> {
 /// separate `poll` (sends pass MSG_DONTWAIT instead). Windows sockets stay non-blocking and wait
 /// with WSAPoll.
 pub fn enter_transfer_mode(sock: &Socket) -> io::Result<()> {
+    // FIONBIO: one system call, where fcntl needs two (get the flags, set them).
     #[cfg(unix)]
-    sock.set_nonblocking(false)?;
+    {
+        use std::os::fd::AsRawFd;
+        let mut off: libc::c_int = 0;
+        // SAFETY: FIONBIO takes a pointer to an int.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::FIONBIO, &mut off) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     #[cfg(windows)]
     let _ = sock;
     Ok(())
 }
 
-/// The receive timeout currently set on a socket, in microseconds (0: none set yet), so that
+/// The receive timeout currently set on a socket, in microseconds (0: none set yet, which must
+/// never be taken for "close enough": 0 means no timeout at all to the kernel), so that
 /// `recv` sets it again only when a call needs a different one.
 #[derive(Default)]
 pub struct RecvTimeout(AtomicU64);
@@ -138,9 +180,10 @@ pub fn recv(
             }
             let want = (left.as_micros() as u64).clamp(1, i64::MAX as u64);
             let set = armed.0.load(Ordering::Relaxed);
-            // A timeout armed by an earlier call with the same timeout is a few microseconds
-            // longer than needed: close enough (1 ms), and it saves a system call per read.
-            if set < want || set > want + 1000 {
+            // A timeout armed by an earlier call with the same timeout differs by the
+            // microseconds between the calls: close enough (1 ms), and it saves a system call
+            // per read. Armed shorter, the read may end a little early; the loop then re-arms.
+            if set == 0 || set.abs_diff(want) > 1000 {
                 set_recv_timeout(fd, want)?;
                 armed.0.store(want, Ordering::Relaxed);
             }
