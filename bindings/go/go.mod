@@ -1,0 +1,3 @@
+module isotcp.example/isotcp
+
+go 1.19

@@ -1,0 +1,191 @@
+//! The Python bindings (`bindings/python`, package `isotcp`): runs their unittest file
+//! `bindings/python/tests/test_swap.py` with the python of the python-snap7 3.3.0 venv
+//! (ISOTCP_VENV_PY3, default /opt/venv-snap7-3/bin/python) against the library cargo built for
+//! this run (`<target>/debug/libisotcp.so`, given as ISOTCP_LIBRARY).
+//!
+//! The file swaps python-snap7's `snap7.client.Client` onto `isotcp.ISOTCPConnection` and runs
+//! it against python-snap7's server, and compares error and state behaviour with python-snap7's
+//! own connection class. A missing venv is a SKIP (the tests that need no python-snap7 then run
+//! with `python3` from PATH if there is one), unless ISOTCP_REQUIRE_PEERS=1, which makes it a
+//! failure and is passed on to the file, where a missing python-snap7 fails too.
+
+#![cfg(not(miri))] // runs other processes
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The whole file runs in about 5 s; this only stops a hang.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+fn peers_required() -> bool {
+    std::env::var("ISOTCP_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// Writes past the test harness's output capture, so SKIP lines show in a plain `cargo test`.
+fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The shared library cargo built for this run: the test binary is in `<target>/<profile>/deps/`.
+fn library() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps/<test>");
+    let lib = dir.join(if cfg!(target_os = "macos") {
+        "libisotcp.dylib"
+    } else {
+        "libisotcp.so"
+    });
+    assert!(
+        lib.exists(),
+        "{} missing: `cargo build` produces it (.ci/test builds before testing)",
+        lib.display()
+    );
+    lib
+}
+
+fn venv_python() -> PathBuf {
+    match std::env::var_os("ISOTCP_VENV_PY3") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from("/opt/venv-snap7-3/bin/python"),
+    }
+}
+
+fn python3_on_path() -> Option<PathBuf> {
+    let ok = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| PathBuf::from("python3"))
+}
+
+/// Runs `cmd` to completion with DEADLINE; returns (success, stdout + stderr).
+fn run(mut cmd: Command) -> (bool, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the test process") {
+            break Some(status);
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let text = format!(
+        "{}{}",
+        out_reader.join().unwrap_or_default(),
+        err_reader.join().unwrap_or_default()
+    );
+    match status {
+        Some(s) => (s.success(), text),
+        None => (false, format!("{text}\n(killed after {DEADLINE:?})")),
+    }
+}
+
+#[test]
+fn python_binding_unittests() {
+    let venv = venv_python();
+    let python = if venv.exists() {
+        venv
+    } else {
+        let why = format!(
+            "no python-snap7 3.3.0 python at {} (set ISOTCP_VENV_PY3 or run .ci/setup)",
+            venv.display()
+        );
+        if peers_required() {
+            panic!("ISOTCP_REQUIRE_PEERS=1 and {why}");
+        }
+        match python3_on_path() {
+            Some(p) => {
+                note(&format!(
+                    "SKIP python_binding (python-snap7 parts): {why}; running the rest with python3"
+                ));
+                p
+            }
+            None => {
+                note(&format!(
+                    "SKIP python_binding: {why}, and no python3 on PATH"
+                ));
+                return;
+            }
+        }
+    };
+
+    let tests = Path::new(ROOT).join("bindings/python/tests");
+    let mut cmd = Command::new(&python);
+    cmd.args(["-m", "unittest", "discover", "-v", "-s"])
+        .arg(&tests)
+        .arg("-t")
+        .arg(&tests)
+        .current_dir(ROOT)
+        .env("ISOTCP_LIBRARY", library())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env(
+            "ISOTCP_REQUIRE_PEERS",
+            if peers_required() { "1" } else { "0" },
+        );
+    let (ok, output) = run(cmd);
+    assert!(
+        ok,
+        "{} -m unittest bindings/python/tests failed:\n{output}",
+        python.display()
+    );
+
+    // unittest prints "Ran N tests" and "OK" / "OK (skipped=K)".
+    let ran: usize = output
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Ran ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no 'Ran N tests' line in:\n{output}"));
+    assert!(ran >= 20, "only {ran} tests ran:\n{output}");
+    let skipped: usize = output
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("OK (")?;
+            rest.split(['=', ')']).nth(1)?.parse().ok()
+        })
+        .unwrap_or(0);
+    if peers_required() {
+        assert_eq!(
+            skipped, 0,
+            "tests skipped with ISOTCP_REQUIRE_PEERS=1:\n{output}"
+        );
+    }
+    note(&format!(
+        "python_binding: {ran} unittest tests passed with {} ({skipped} skipped)",
+        python.display()
+    ));
+}
