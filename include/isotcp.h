@@ -327,9 +327,11 @@ ISO_API int32_t iso_poll(iso_conn *conn, uint32_t timeout_ms);
 
 /**
  * Receives one whole message into `buf` (capacity `cap`), waiting up to `timeout_ms`.
- * On success `*out_len` is the message length.
- * Errors: ISO_E_INVALID (NULL buf or out_len, cap above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK
- * (timeout 0) when no whole message arrived: nothing is lost, the next call continues;
+ * On success `*out_len` is the message length. `buf` NULL with `cap` 0 asks for the size of the
+ * next message: ISO_E_BUFFER_TOO_SMALL with the size in `*out_len`, the message stays queued.
+ * Errors: ISO_E_INVALID (NULL out_len, NULL buf with cap > 0, cap above PTRDIFF_MAX),
+ * ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK (timeout 0) when no whole message arrived:
+ * nothing is lost, the next call continues;
  * ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
  * ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
  * ISO_E_PROTOCOL and ISO_E_TOO_LARGE (the connection is closed), ISO_E_IO.

@@ -172,8 +172,12 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
     remote_len: usize,
 ) -> i32 {
     configure(conn, |c| {
-        non_null(local, "local")?;
-        non_null(remote, "remote")?;
+        for (ptr, len, which) in [(local, local_len, "local"), (remote, remote_len, "remote")] {
+            if len == 0 {
+                return Err(Error::Invalid(format!("{which} TSAP is empty (1..32 bytes)")));
+            }
+            non_null(ptr, which)?;
+        }
         let invalid = |e: crate::proto::ProtoError| Error::Invalid(e.to_string());
         c.calling = Tsap::new(bytes(local, local_len)?).map_err(invalid)?;
         c.called = Tsap::new(bytes(remote, remote_len)?).map_err(invalid)?;
@@ -410,9 +414,11 @@ pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
 }
 
 /// Receives one whole message into `buf` (capacity `cap`), waiting up to `timeout_ms`.
-/// On success `*out_len` is the message length.
-/// Errors: ISO_E_INVALID (NULL buf or out_len, cap above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK
-/// (timeout 0) when no whole message arrived: nothing is lost, the next call continues;
+/// On success `*out_len` is the message length. `buf` NULL with `cap` 0 asks for the size of the
+/// next message: ISO_E_BUFFER_TOO_SMALL with the size in `*out_len`, the message stays queued.
+/// Errors: ISO_E_INVALID (NULL out_len, NULL buf with cap > 0, cap above PTRDIFF_MAX),
+/// ISO_E_STATE, ISO_E_TIMEOUT / ISO_E_WOULD_BLOCK (timeout 0) when no whole message arrived:
+/// nothing is lost, the next call continues;
 /// ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
 /// ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
 /// ISO_E_PROTOCOL and ISO_E_TOO_LARGE (the connection is closed), ISO_E_IO.
@@ -428,7 +434,10 @@ pub unsafe extern "C" fn iso_recv(
 ) -> i32 {
     with_handle(conn, "conn", false, |c| {
         non_null(out_len, "out_len")?;
-        non_null(buf, "buf")?;
+        // NULL with capacity 0 asks for the size of the next message (ISO_E_BUFFER_TOO_SMALL).
+        if cap != 0 {
+            non_null(buf, "buf")?;
+        }
         check_len(cap)?;
         let slice = if cap == 0 {
             &mut [][..]
