@@ -1294,7 +1294,11 @@ fn null_arguments_are_invalid() {
         assert_null(c::iso_send(p, std::ptr::null(), 2), "data");
         assert_null(c::iso_send(p, std::ptr::null(), 0), "data");
         assert_null(c::iso_recv(p, std::ptr::null_mut(), 16, &mut len, 0), "buf");
-        assert_null(c::iso_recv(p, std::ptr::null_mut(), 0, &mut len, 0), "buf");
+        // NULL with capacity 0 is a size query, not a NULL argument.
+        assert_eq!(
+            c::iso_recv(p, std::ptr::null_mut(), 0, &mut len, 0),
+            ISO_E_WOULD_BLOCK
+        );
         assert_null(
             c::iso_recv(p, buf.as_mut_ptr(), 16, std::ptr::null_mut(), 0),
             "out_len",
@@ -1439,12 +1443,12 @@ fn invalid_values_are_refused_and_change_nothing() {
         conn.expect(
             conn.set_tsap_bytes(&[], &[1]),
             ISO_E_INVALID,
-            &["TSAP length 0"],
+            &["local TSAP is empty"],
         );
         conn.expect(
             conn.set_tsap_bytes(&[1], &[]),
             ISO_E_INVALID,
-            &["TSAP length 0"],
+            &["remote TSAP is empty"],
         );
         conn.expect(
             conn.set_tsap_bytes(&[1; 33], &[1]),
