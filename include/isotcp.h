@@ -436,6 +436,15 @@ ISO_API int32_t iso_listen(const char *bind_host, uint16_t port, iso_listener **
 ISO_API void iso_listener_destroy(iso_listener *l);
 
 /**
+ * Stops accepting for good, from any thread: a thread blocked in `iso_accept` on this listener
+ * returns ISO_E_STATE promptly, later `iso_accept` calls return ISO_E_STATE, handshakes in
+ * progress are closed. Connections already accepted are not affected. Call it before
+ * `iso_listener_destroy` when another thread may be in `iso_accept`; destroy only after that
+ * thread has returned. Errors: ISO_E_INVALID (NULL). Thread-safe.
+ */
+ISO_API int32_t iso_listener_shutdown(const iso_listener *l);
+
+/**
  * Writes the port listened on to `*out`. Errors: ISO_E_INVALID (NULL). Thread-safe.
  */
 ISO_API int32_t iso_listener_port(const iso_listener *l, uint16_t *out);

@@ -325,3 +325,38 @@ fn ipv6_listener_accepts_ipv6_client() {
     let _srv = C(srv);
     assert_eq!(t.join().unwrap().0, ISO_OK);
 }
+
+#[test]
+fn shutdown_wakes_a_blocked_accept() {
+    let (l, port) = listen();
+    let lp = l.0 as usize;
+    let t = std::thread::spawn(move || {
+        let mut out = null_mut();
+        let start = Instant::now();
+        let rc = unsafe { iso_accept(lp as *mut iso_listener, 10_000, &mut out) };
+        (rc, out.is_null(), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(unsafe { iso_listener_shutdown(l.0) }, ISO_OK);
+    let (rc, out_null, waited) = t.join().unwrap();
+    assert_eq!(rc, ISO_E_STATE);
+    assert!(out_null);
+    assert!(
+        waited < Duration::from_secs(2),
+        "accept returned after {waited:?}"
+    );
+    assert!(
+        listener_error(&l).contains("shut down"),
+        "{}",
+        listener_error(&l)
+    );
+    // Later accepts fail at once, and nobody is accepted any more.
+    let mut out = null_mut();
+    assert_eq!(unsafe { iso_accept(l.0, 0, &mut out) }, ISO_E_STATE);
+    let c = client(port);
+    assert_ne!(unsafe { iso_connect(c.0, 500) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_listener_shutdown(std::ptr::null()) },
+        ISO_E_INVALID
+    );
+}

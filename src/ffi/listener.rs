@@ -99,6 +99,19 @@ pub unsafe extern "C" fn iso_listener_destroy(l: *mut iso_listener) {
     });
 }
 
+/// Stops accepting for good, from any thread: a thread blocked in `iso_accept` on this listener
+/// returns ISO_E_STATE promptly, later `iso_accept` calls return ISO_E_STATE, handshakes in
+/// progress are closed. Connections already accepted are not affected. Call it before
+/// `iso_listener_destroy` when another thread may be in `iso_accept`; destroy only after that
+/// thread has returned. Errors: ISO_E_INVALID (NULL). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_listener_shutdown(l: *const iso_listener) -> i32 {
+    with_handle(l, "listener", true, |l| {
+        l.inner.shutdown();
+        Ok(ISO_OK)
+    })
+}
+
 /// Writes the port listened on to `*out`. Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_port(l: *const iso_listener, out: *mut u16) -> i32 {

@@ -92,6 +92,8 @@ pub struct Listener {
     refused: AtomicU64,
     accepted: AtomicU64,
     last_refusal: Mutex<String>,
+    /// Set by `shutdown`: accepting has ended for good.
+    closed: AtomicBool,
 }
 
 /// Longest TPKT read before a CR: a CR is at most 128 bytes.
@@ -141,6 +143,7 @@ impl Listener {
             refused: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             last_refusal: Mutex::new(String::new()),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -172,6 +175,13 @@ impl Listener {
         self.last_refusal.lock().clone()
     }
 
+    /// Ends accepting for good: a thread blocked in `accept` returns at once (shutting the
+    /// listening socket down wakes its wait), later calls fail, pending handshakes are closed.
+    pub fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+
     /// Time until the earliest pending handshake expires (for event loops), if any is pending.
     pub fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
@@ -188,6 +198,11 @@ impl Listener {
     pub fn accept(&self, deadline: &Deadline) -> Result<Connection> {
         let mut pending = self.pending.lock();
         loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::State(
+                    "the listener was shut down: destroy it".into(),
+                ));
+            }
             self.take_new_connections(&mut pending)?;
             let now = Instant::now();
             let mut i = pending.len();

@@ -320,6 +320,8 @@ static void create_and_destroy(void) {
     iso_destroy(c);
     iso_destroy(NULL);
     iso_listener_destroy(NULL);
+    EXPECT(iso_listener_shutdown(NULL), ISO_E_INVALID);
+    cover("iso_listener_shutdown");
     cover("iso_create");
     cover("iso_destroy");
     cover("iso_listener_destroy");

@@ -125,6 +125,9 @@ namespace Isotcp
         public static extern void iso_listener_destroy(IntPtr listener);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_listener_shutdown(IsoListenerHandle listener);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int iso_listener_port(IsoListenerHandle listener, out ushort port);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

@@ -176,6 +176,7 @@ _DECLARATIONS = [
     ("iso_s7_tsap", c_int32, [c_uint8, c_uint8, c_uint8, POINTER(c_uint16)]),
     ("iso_listen", c_int32, [c_char_p, c_uint16, POINTER(ListenerPtr)]),
     ("iso_listener_destroy", None, [ListenerPtr]),
+    ("iso_listener_shutdown", c_int32, [ListenerPtr]),
     ("iso_listener_port", c_int32, [ListenerPtr, POINTER(c_uint16)]),
     ("iso_accept", c_int32, [ListenerPtr, c_uint32, POINTER(ConnPtr)]),
     ("iso_listener_get_fd", c_int32, [ListenerPtr, POINTER(c_int64)]),
