@@ -201,12 +201,18 @@ pub fn decode(tpdu: &[u8]) -> Result<Tpdu<'_>, ProtoError> {
 
 /// Appends a TPDU header of CR/CC/DR shape with the given parameters to `out`, TPKT header
 /// included. Returns the packet length.
+/// Panics when the header would exceed what LI can say (254 bytes) or a parameter 255 bytes:
+/// callers build headers from bounded parts (a CR is at most 128 bytes).
 fn encode_with_params(out: &mut Vec<u8>, code: u8, fixed: &[u8], params: &[(u8, &[u8])]) -> usize {
+    let header_len = 1 + fixed.len() + params.iter().map(|(_, v)| 2 + v.len()).sum::<usize>();
+    assert!(
+        header_len <= 254 && params.iter().all(|(_, v)| v.len() <= 255),
+        "COTP header of {header_len} bytes cannot be encoded: LI allows at most 254"
+    );
     let start = out.len();
     out.extend_from_slice(&[0, 0, 0, 0, 0, code]);
     out.extend_from_slice(fixed);
     for (c, v) in params {
-        debug_assert!(v.len() <= 255);
         out.push(*c);
         out.push(v.len() as u8);
         out.extend_from_slice(v);

@@ -9,7 +9,8 @@ pub const DT_OVERHEAD: usize = tpkt::HEADER_LEN + 3;
 
 /// Payload bytes per DT for a negotiated TPDU size (the TPDU counts its 3-byte DT header).
 pub fn payload_per_dt(tpdu_size: u32) -> usize {
-    (tpdu_size as usize).min(tpkt::MAX_PACKET - tpkt::HEADER_LEN) - 3
+    // Below 4 a DT could carry nothing; negotiated sizes are 128 or more anyway.
+    (tpdu_size as usize).clamp(4, tpkt::MAX_PACKET - tpkt::HEADER_LEN) - 3
 }
 
 /// The 7 header bytes of one DT packet.
@@ -107,6 +108,11 @@ impl Reassembler {
         if self.fragments + 1 > self.limits.max_fragments {
             return Err(ProtoError::TooManyFragments(self.limits.max_fragments));
         }
+        // Grow geometrically, but never past the limit: the buffer holds at most max_message.
+        if total > self.buf.capacity() {
+            let target = (self.buf.capacity() * 2).clamp(total, self.limits.max_message.max(total));
+            self.buf.reserve_exact(target - self.buf.len());
+        }
         self.buf.extend_from_slice(payload);
         self.fragments += 1;
         if eot {
@@ -139,6 +145,39 @@ mod tests {
         max_message: 65536,
         max_fragments: 4096,
     };
+
+    #[test]
+    fn reassembly_buffer_never_exceeds_the_message_limit() {
+        // Fragments whose sum just fits: growing by doubling would overshoot the limit.
+        for (limit, parts) in [
+            (16usize, vec![9usize, 7]),
+            (100_000, vec![65_528, 30_000]),
+            (34, vec![5, 5, 5, 5, 5, 5, 4]),
+        ] {
+            let mut r = Reassembler::new(Limits {
+                max_message: limit,
+                max_fragments: 64,
+            });
+            let last = parts.len() - 1;
+            for (i, n) in parts.iter().enumerate() {
+                r.push(i == last, &vec![7u8; *n]).unwrap();
+                assert!(
+                    r.buf.capacity() <= limit,
+                    "capacity {} above the limit {limit}",
+                    r.buf.capacity()
+                );
+            }
+            assert_eq!(r.message().unwrap().len(), parts.iter().sum::<usize>());
+        }
+    }
+
+    #[test]
+    fn tiny_tpdu_sizes_do_not_panic() {
+        for size in [0u32, 1, 3, 4] {
+            assert_eq!(payload_per_dt(size), 1);
+            assert_eq!(segments(b"abc", size).count(), 3);
+        }
+    }
 
     #[test]
     fn segmentation_respects_the_tpdu_size() {

@@ -122,15 +122,22 @@ impl Framer {
         self.end += n;
     }
 
-    /// Copies `bytes` in (for callers that do not read into [`Framer::spare`] directly).
-    pub fn push(&mut self, mut bytes: &[u8]) {
+    /// Copies in as much of `bytes` as the bounded buffer takes now and returns how many that
+    /// was (for callers that do not read into [`Framer::spare`] directly). Less than all means:
+    /// take the packets out with [`Framer::next_packet`], then push the rest.
+    pub fn push(&mut self, mut bytes: &[u8]) -> usize {
+        let total = bytes.len();
         while !bytes.is_empty() {
             let spare = self.spare();
+            if spare.is_empty() {
+                break;
+            }
             let n = spare.len().min(bytes.len());
             spare[..n].copy_from_slice(&bytes[..n]);
             self.commit(n);
             bytes = &bytes[n..];
         }
+        total - bytes.len()
     }
 
     /// Bytes still needed to complete the packet in progress (0 if unknown or complete).
@@ -276,6 +283,23 @@ mod tests {
             }
             assert_eq!(got, whole, "cut {cut}");
         }
+    }
+
+    #[test]
+    fn push_takes_what_fits_and_says_how_much() {
+        let mut f = Framer::new(7, 64);
+        let stream: Vec<u8> = [3u8, 0, 0, 7, 2, 0xF0, 0x80].repeat(11);
+        let mut rest = &stream[..];
+        let mut got = 0;
+        while !rest.is_empty() {
+            let n = f.push(rest);
+            assert!(n > 0, "no progress with {} bytes left", rest.len());
+            rest = &rest[n..];
+            while f.next_packet().unwrap().is_some() {
+                got += 1;
+            }
+        }
+        assert_eq!(got, 11);
     }
 
     #[test]
