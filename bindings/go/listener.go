@@ -133,6 +133,10 @@ func (l *Listener) Accept(timeout time.Duration) (*Conn, error) {
 		if err == nil {
 			return newConn(out, l.maxMessage, "accepted on "+l.name), nil
 		}
+		if l.closing.Load() {
+			// Close shut the listener down, which woke this call.
+			return nil, closedError(op, "listener")
+		}
 		if rc != CodeTimeout && rc != CodeWouldBlock {
 			return nil, err
 		}
@@ -193,11 +197,17 @@ func (l *Listener) LastError() string {
 
 // Close stops listening and frees the listener; handshakes still pending are closed.
 // Connections it accepted stay open. An Accept in progress returns an error matching
-// net.ErrClosed (within 100 ms), as does every later call. Idempotent; always returns nil.
+// net.ErrClosed at once, as does every later call. Idempotent; always returns nil.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		l.closing.Store(true)
 		runtime.SetFinalizer(l, nil)
+		// Wake an Accept in progress at once, so the lock below is not kept waiting.
+		l.mu.RLock()
+		if l.h != nil {
+			C.iso_listener_shutdown(l.h)
+		}
+		l.mu.RUnlock()
 		l.mu.Lock()
 		h := l.h
 		l.h = nil
