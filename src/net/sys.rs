@@ -237,6 +237,12 @@ pub fn recv(
 ) -> io::Result<Option<usize>> {
     use std::io::Read;
     loop {
+        // As on Unix: once the deadline has passed, no more reads. `wait` reports a socket that
+        // is readable as ready whatever the time, so a peer that never stops sending (packets
+        // that complete no message) would otherwise hold the caller past its deadline.
+        if !deadline.is_immediate() && deadline.passed() {
+            return Ok(None);
+        }
         if !wait(sock, Interest::Read, deadline, stop)? {
             return Ok(None);
         }
