@@ -475,8 +475,10 @@ ISO_API int32_t iso_accept(iso_listener *l, uint32_t timeout_ms, iso_conn **out)
 ISO_API int32_t iso_listener_get_fd(const iso_listener *l, int64_t *out);
 
 /**
- * Writes to `*out` the milliseconds until the earliest pending handshake times out (the latest
- * an event loop should call `iso_accept(l, 0, ...)`), or UINT32_MAX when none is pending.
+ * Writes to `*out` the milliseconds until an event loop should call `iso_accept(l, 0, ...)`
+ * even if `iso_listener_get_fd` stayed quiet, or UINT32_MAX when no handshake is pending: the
+ * earliest CR timeout, and on systems where that descriptor is only the listening socket (not
+ * Linux) at most 20 ms while handshakes are pending, since their CRs do not wake it there.
  * Errors: ISO_E_INVALID (NULL). Thread-safe.
  */
 ISO_API int32_t iso_listener_next_timeout(const iso_listener *l, uint32_t *out);

@@ -190,8 +190,10 @@ pub unsafe extern "C" fn iso_listener_get_fd(l: *const iso_listener, out: *mut i
     })
 }
 
-/// Writes to `*out` the milliseconds until the earliest pending handshake times out (the latest
-/// an event loop should call `iso_accept(l, 0, ...)`), or UINT32_MAX when none is pending.
+/// Writes to `*out` the milliseconds until an event loop should call `iso_accept(l, 0, ...)`
+/// even if `iso_listener_get_fd` stayed quiet, or UINT32_MAX when no handshake is pending: the
+/// earliest CR timeout, and on systems where that descriptor is only the listening socket (not
+/// Linux) at most 20 ms while handshakes are pending, since their CRs do not wake it there.
 /// Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_next_timeout(l: *const iso_listener, out: *mut u32) -> i32 {

@@ -119,10 +119,7 @@ impl Listener {
             // Dual stack where the system allows it; an IPv6-only system still works.
             let _ = sock.set_only_v6(false);
         }
-        #[cfg(unix)]
-        sock.set_reuse_address(true)
-            .map_err(|e| io("SO_REUSEADDR", e))?;
-        sys::prepare(&sock).map_err(|e| io("socket options", e))?;
+        sys::prepare_listener(&sock).map_err(|e| io("socket options", e))?;
         sock.bind(&SockAddr::from(addr))
             .map_err(|e| io("bind", e))?;
         sock.listen(128).map_err(|e| io("listen", e))?;
@@ -185,11 +182,16 @@ impl Listener {
     /// Time until the earliest pending handshake expires (for event loops), if any is pending.
     pub fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        self.pending
-            .lock()
+        let pending = self.pending.lock();
+        let expiry = pending
             .iter()
             .map(|p| p.expires.saturating_duration_since(now))
-            .min()
+            .min()?;
+        // Where the event-loop descriptor does not watch handshakes, look at them regularly.
+        Some(match self.watch.pending_recheck() {
+            Some(every) => expiry.min(every),
+            None => expiry,
+        })
     }
 
     /// Waits up to the deadline for a client whose CR is valid and accepted, answers it with a CC

@@ -114,6 +114,36 @@ pub fn stream_socket(domain: socket2::Domain) -> io::Result<Socket> {
     Ok(sock)
 }
 
+/// Options of a listening socket before bind. Unix: SO_REUSEADDR, so a restarted server can bind
+/// while old connections linger in TIME_WAIT. Windows: SO_EXCLUSIVEADDRUSE, since there
+/// SO_REUSEADDR would let another process bind the same port and take its connections.
+pub fn prepare_listener(sock: &Socket) -> io::Result<()> {
+    #[cfg(unix)]
+    sock.set_reuse_address(true)?;
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawSocket;
+        use windows_sys::Win32::Networking::WinSock::{
+            setsockopt, SOCKET_ERROR, SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
+        };
+        let on: i32 = 1;
+        // SAFETY: a valid socket and a 4-byte option value.
+        let rc = unsafe {
+            setsockopt(
+                sock.as_raw_socket() as usize,
+                SOL_SOCKET,
+                SO_EXCLUSIVEADDRUSE,
+                (&on as *const i32).cast(),
+                4,
+            )
+        };
+        if rc == SOCKET_ERROR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    prepare(sock)
+}
+
 /// Options every socket gets at creation, beyond what socket2 sets (close-on-exec).
 pub fn prepare(sock: &Socket) -> io::Result<()> {
     #[cfg(any(target_os = "macos", target_os = "ios"))]
@@ -328,6 +358,9 @@ pub fn peer_hung_up(sock: &Socket) -> io::Result<bool> {
 #[cfg(windows)]
 fn poll_one(sock: &Socket, interest: Interest, timeout: Duration) -> io::Result<bool> {
     use std::os::windows::io::AsRawSocket;
+    if interest == Interest::Write {
+        return select_writable(sock.as_raw_socket() as usize, timeout);
+    }
     use windows_sys::Win32::Networking::WinSock::{
         WSAPoll, POLLRDNORM, POLLWRNORM, SOCKET_ERROR, WSAPOLLFD,
     };
@@ -343,6 +376,34 @@ fn poll_one(sock: &Socket, interest: Interest, timeout: Duration) -> io::Result<
     let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
     // SAFETY: one valid WSAPOLLFD, count 1.
     let n = unsafe { WSAPoll(&mut pfd, 1, ms) };
+    if n == SOCKET_ERROR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n > 0)
+}
+
+/// Writability by `select`, with the socket also in the exception set: before Windows 10 2004,
+/// WSAPoll does not report a failed non-blocking connect, which would turn a refused connection
+/// into a timeout; `select` reports it in the exception set. Either set counts as ready (the
+/// caller then asks the socket for its error).
+#[cfg(windows)]
+fn select_writable(socket: usize, timeout: Duration) -> io::Result<bool> {
+    use windows_sys::Win32::Networking::WinSock::{select, FD_SET, SOCKET_ERROR, TIMEVAL};
+    let one = || {
+        let mut set = FD_SET {
+            fd_count: 1,
+            fd_array: [0; 64],
+        };
+        set.fd_array[0] = socket;
+        set
+    };
+    let (mut write, mut except) = (one(), one());
+    let tv = TIMEVAL {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as i32,
+        tv_usec: timeout.subsec_micros() as i32,
+    };
+    // SAFETY: two valid one-socket sets and a valid timeval; nfds is ignored on Windows.
+    let n = unsafe { select(0, std::ptr::null_mut(), &mut write, &mut except, &tv) };
     if n == SOCKET_ERROR {
         return Err(io::Error::last_os_error());
     }
@@ -498,6 +559,15 @@ impl ReadyWatch {
         // SAFETY: valid epoll and socket descriptors, a valid event. Failure only means the
         // event-loop descriptor misses this socket; iso_accept itself polls every socket.
         unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, sock.as_raw_fd(), &mut ev) };
+    }
+
+    /// How often an event loop must call `iso_accept(l, 0)` while handshakes are pending, when
+    /// `fd()` cannot report their CRs: None on Linux (the epoll instance watches them).
+    pub fn pending_recheck(&self) -> Option<Duration> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return None;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        return Some(Duration::from_millis(20));
     }
 
     pub fn fd(&self) -> Option<i64> {
