@@ -44,6 +44,10 @@ pub const MAX_MAX_QUEUED: usize = 256 << 20;
 pub const DEFAULT_MAX_FRAGMENTS: u32 = 4096;
 /// Room offered to each socket read beyond what the packet in progress needs.
 const READ_CHUNK: usize = 4096;
+/// The same while a segmented message is arriving: its DTs follow each other, and larger reads
+/// mean fewer system calls (a 64 KiB message in about 4 reads instead of 16). Only connections
+/// that receive segmented messages grow their buffer to this.
+const READ_CHUNK_SEGMENTED: usize = 16 << 10;
 
 /// Everything set before connecting. Defaults match python-snap7's ISOTCPConnection.
 #[derive(Clone, Debug)]
@@ -120,6 +124,8 @@ struct Live {
     /// Bytes of DTs the socket has not taken yet; also the send lock: writers hold it for a
     /// whole message, so DTs of two messages never interleave.
     out: Mutex<OutQueue>,
+    /// SO_SNDTIMEO as set on `sock` (used under `out`).
+    send_armed: sys::ArmedTimeout,
     /// Set by `disconnect` (wakes sliced waits on platforms where shutdown does not).
     stop: AtomicBool,
     /// Why the peer ended the connection (EOF, reset, DR, ER), once it has.
@@ -136,6 +142,7 @@ impl Live {
             send_timeout_ms: cfg.send_timeout_ms,
             max_queued: cfg.max_queued,
             out: Mutex::new(OutQueue::default()),
+            send_armed: sys::ArmedTimeout::default(),
             stop: AtomicBool::new(false),
             peer_ended: Mutex::new(None),
         }
@@ -161,7 +168,7 @@ struct Link {
 struct Rx {
     framer: Framer,
     reasm: Reassembler,
-    armed: sys::RecvTimeout,
+    armed: sys::ArmedTimeout,
 }
 
 /// Progress of the receive side over what is buffered.
@@ -195,7 +202,7 @@ impl Connection {
         let rx = Rx {
             framer: Framer::new(config.max_packet(), READ_CHUNK),
             reasm: Reassembler::new(config.limits()),
-            armed: sys::RecvTimeout::default(),
+            armed: sys::ArmedTimeout::default(),
         };
         Connection {
             config: Mutex::new(config),
@@ -293,7 +300,7 @@ impl Connection {
         let during = |what: &str| {
             format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling, cfg.called)
         };
-        match transmit::write_all(&sock, &mut [IoSlice::new(&cr)], deadline, &never) {
+        match transmit::write_all(&sock, &mut [IoSlice::new(&cr)], deadline, &never, None) {
             Ok(_) if self.trace.is_on() => self.trace.frame(true, &cr),
             Ok(_) => {}
             Err(WriteError::Deadline { .. }) => {
@@ -441,7 +448,7 @@ impl Connection {
     fn send_on(&self, live: &Arc<Live>, message: &[u8]) -> Result<()> {
         let mut out = live.out.lock();
         let deadline = Deadline::after_ms(live.send_timeout_ms);
-        match out.flush(&live.sock, &deadline, &live.stop) {
+        match out.flush(&live.sock, &deadline, &live.stop, Some(&live.send_armed)) {
             Ok(()) => {}
             Err(_) if !self.is_current(live) => return Err(Self::disconnected_meanwhile()),
             Err(WriteError::Deadline { .. }) => {
@@ -458,6 +465,7 @@ impl Connection {
             live.negotiated.tpdu_size,
             &deadline,
             &live.stop,
+            Some(&live.send_armed),
         ) {
             Ok(()) => Ok(()),
             Err(_) if !self.is_current(live) => Err(Self::disconnected_meanwhile()),
@@ -487,7 +495,7 @@ impl Connection {
         let mut out = live.out.lock();
         let now = Deadline::after_ms(0);
         let tpdu = live.negotiated.tpdu_size;
-        match out.flush(&live.sock, &now, &live.stop) {
+        match out.flush(&live.sock, &now, &live.stop, None) {
             Ok(()) | Err(WriteError::Deadline { .. }) => {}
             Err(WriteError::Io { error, .. }) => {
                 return Err(self.write_failed(live, error, "queued send"))
@@ -506,7 +514,7 @@ impl Connection {
             out.push_message(message, tpdu, 0);
             return Ok(());
         }
-        match transmit::write_message(&live.sock, message, tpdu, &now, &live.stop) {
+        match transmit::write_message(&live.sock, message, tpdu, &now, &live.stop, None) {
             Ok(()) => Ok(()),
             Err(WriteError::Deadline { sent }) => {
                 out.push_message(message, tpdu, sent);
@@ -520,7 +528,7 @@ impl Connection {
     pub fn flush(&self, deadline: &Deadline) -> Result<()> {
         let live = self.live()?;
         let mut out = live.out.lock();
-        match out.flush(&live.sock, deadline, &live.stop) {
+        match out.flush(&live.sock, deadline, &live.stop, Some(&live.send_armed)) {
             Ok(()) => Ok(()),
             Err(_) if !self.is_current(&live) => Err(Self::disconnected_meanwhile()),
             Err(WriteError::Deadline { .. }) => Err(timeout_or_block(
@@ -580,7 +588,16 @@ impl Connection {
             if let Some(why) = live.peer_ended() {
                 return Err(Error::Closed(why));
             }
-            let Rx { framer, armed, .. } = &mut *rx;
+            let Rx {
+                framer,
+                armed,
+                reasm,
+            } = &mut *rx;
+            framer.set_read_chunk(if reasm.in_progress() {
+                READ_CHUNK_SEGMENTED
+            } else {
+                READ_CHUNK
+            });
             let filled = fill(&live.sock, framer, armed, deadline, &live.stop, what);
             if !self.is_current(live) {
                 return Err(Self::disconnected_meanwhile());
@@ -672,7 +689,7 @@ fn closed_why(rx: &Rx, base: String) -> String {
 fn fill(
     sock: &Socket,
     framer: &mut Framer,
-    armed: &sys::RecvTimeout,
+    armed: &sys::ArmedTimeout,
     deadline: &Deadline,
     stop: &AtomicBool,
     what: &'static str,

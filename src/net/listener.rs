@@ -398,6 +398,7 @@ impl Listener {
             &mut [IoSlice::new(&dr)],
             &Deadline::after_ms(0),
             &AtomicBool::new(false),
+            None,
         );
         let _ = p.sock.shutdown(Shutdown::Both);
         Progress::Dropped(why)
@@ -413,6 +414,7 @@ impl Listener {
             &mut [IoSlice::new(&cc)],
             &Deadline::after_ms(1000),
             &AtomicBool::new(false),
+            None,
         ) {
             return Progress::Dropped(format!("sending the CC failed: {e:?}"));
         }

@@ -171,17 +171,80 @@ pub fn enter_transfer_mode(sock: &Socket) -> io::Result<()> {
     Ok(())
 }
 
-/// The receive timeout currently set on a socket, in microseconds (0: none set yet, which must
-/// never be taken for "close enough": 0 means no timeout at all to the kernel), so that
-/// `recv` sets it again only when a call needs a different one.
+/// A socket timeout (SO_RCVTIMEO or SO_SNDTIMEO) as currently set, in microseconds (0: none set
+/// yet, which must never be taken for "close enough": 0 means no timeout at all to the kernel),
+/// so that it is set again only when a call needs a different one.
 #[derive(Default)]
-pub struct RecvTimeout(AtomicU64);
+pub struct ArmedTimeout(AtomicU64);
 
-impl RecvTimeout {
+impl ArmedTimeout {
     /// Forgets the cached value (a new socket).
     pub fn reset(&self) {
         self.0.store(0, Ordering::Relaxed);
     }
+
+    /// Makes the socket's timeout `option` match what is left of the deadline; false when the
+    /// deadline has passed. A timeout set by an earlier call with the same timeout differs by
+    /// the microseconds between the calls: close enough (1 ms), and it saves a system call per
+    /// operation. Set shorter, the operation may end a little early; callers then look again.
+    #[cfg(unix)]
+    fn arm(&self, fd: libc::c_int, option: libc::c_int, deadline: &Deadline) -> io::Result<bool> {
+        let left = deadline.remaining();
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let want = (left.as_micros() as u64).clamp(1, i64::MAX as u64);
+        let set = self.0.load(Ordering::Relaxed);
+        if set == 0 || set.abs_diff(want) > 1000 {
+            set_timeout(fd, option, want)?;
+            self.0.store(want, Ordering::Relaxed);
+        }
+        Ok(true)
+    }
+}
+
+/// Sends as much of `bufs` as the socket takes before the deadline, without SIGPIPE: on Unix one
+/// blocking `sendmsg` bounded by SO_SNDTIMEO (no `poll` first, no retry after each partial
+/// write); with an immediate deadline, or on Windows, as `send_vectored`. WouldBlock: nothing
+/// could be sent in time.
+pub fn send_within(
+    sock: &Socket,
+    bufs: &[IoSlice<'_>],
+    deadline: &Deadline,
+    armed: &ArmedTimeout,
+) -> io::Result<usize> {
+    #[cfg(unix)]
+    if !deadline.is_immediate() {
+        use std::os::fd::AsRawFd;
+        #[cfg(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd"
+        ))]
+        let flags = libc::MSG_NOSIGNAL;
+        #[cfg(not(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd"
+        )))]
+        let flags = 0;
+        loop {
+            if !armed.arm(sock.as_raw_fd(), libc::SO_SNDTIMEO, deadline)? {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            match sock.send_vectored_with_flags(bufs, flags) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+    #[cfg(windows)]
+    let _ = (deadline, armed);
+    send_vectored(sock, bufs)
 }
 
 /// Reads what the socket has into `buf`, waiting within the deadline. Ok(Some(0)) is end of
@@ -193,7 +256,7 @@ pub fn recv(
     buf: &mut [u8],
     deadline: &Deadline,
     stop: &AtomicBool,
-    armed: &RecvTimeout,
+    armed: &ArmedTimeout,
 ) -> io::Result<Option<usize>> {
     use std::os::fd::AsRawFd;
     let fd = sock.as_raw_fd();
@@ -204,18 +267,8 @@ pub fn recv(
         let flags = if deadline.is_immediate() {
             libc::MSG_DONTWAIT
         } else {
-            let left = deadline.remaining();
-            if left.is_zero() {
+            if !armed.arm(fd, libc::SO_RCVTIMEO, deadline)? {
                 return Ok(None);
-            }
-            let want = (left.as_micros() as u64).clamp(1, i64::MAX as u64);
-            let set = armed.0.load(Ordering::Relaxed);
-            // A timeout armed by an earlier call with the same timeout differs by the
-            // microseconds between the calls: close enough (1 ms), and it saves a system call
-            // per read. Armed shorter, the read may end a little early; the loop then re-arms.
-            if set == 0 || set.abs_diff(want) > 1000 {
-                set_recv_timeout(fd, want)?;
-                armed.0.store(want, Ordering::Relaxed);
             }
             0
         };
@@ -236,7 +289,7 @@ pub fn recv(
 }
 
 #[cfg(unix)]
-fn set_recv_timeout(fd: libc::c_int, micros: u64) -> io::Result<()> {
+fn set_timeout(fd: libc::c_int, option: libc::c_int, micros: u64) -> io::Result<()> {
     let tv = libc::timeval {
         tv_sec: (micros / 1_000_000) as libc::time_t,
         tv_usec: (micros % 1_000_000) as libc::suseconds_t,
@@ -246,7 +299,7 @@ fn set_recv_timeout(fd: libc::c_int, micros: u64) -> io::Result<()> {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
+            option,
             (&tv as *const libc::timeval).cast(),
             std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         )
@@ -263,7 +316,7 @@ pub fn recv(
     buf: &mut [u8],
     deadline: &Deadline,
     stop: &AtomicBool,
-    _armed: &RecvTimeout,
+    _armed: &ArmedTimeout,
 ) -> io::Result<Option<usize>> {
     use std::io::Read;
     loop {

@@ -6,12 +6,15 @@ use std::sync::atomic::AtomicBool;
 use socket2::Socket;
 
 use super::deadline::Deadline;
-use super::sys::{self, Interest};
+use super::sys::{self, ArmedTimeout, Interest};
 use crate::proto::segment::{self, DT_OVERHEAD};
 
-/// DTs per vectored write: 1024 slices (16 KiB on the stack), within IOV_MAX (1024 on Linux),
-/// so a 64 KiB message at TPDU 256 or more goes out in one system call.
+/// DTs per vectored write for large messages: 1024 slices (16 KiB on the stack), within IOV_MAX
+/// (1024 on Linux), so a 64 KiB message at TPDU 256 or more goes out in one system call.
 const DTS_PER_WRITE: usize = 512;
+/// Messages of at most this many DTs (most requests) use small arrays: setting up the large
+/// ones would cost more than the rest of a send.
+const FEW_DTS: usize = 4;
 
 /// How a write ended when it did not complete.
 #[derive(Debug)]
@@ -22,16 +25,23 @@ pub enum WriteError {
     Io { sent: usize, error: io::Error },
 }
 
-/// Writes `bufs` completely, handling partial writes and EINTR, waiting for room within the deadline.
+/// Writes `bufs` completely, handling partial writes and EINTR, within the deadline. With
+/// `armed` (the socket's SO_SNDTIMEO cache) a send may block in the kernel until the deadline;
+/// without, every send is non-blocking and waits happen in `poll`.
 pub fn write_all(
     sock: &Socket,
     mut bufs: &mut [IoSlice<'_>],
     deadline: &Deadline,
     stop: &AtomicBool,
+    armed: Option<&ArmedTimeout>,
 ) -> Result<usize, WriteError> {
     let mut sent = 0;
     while !bufs.is_empty() {
-        match sys::send_vectored(sock, bufs) {
+        let result = match armed {
+            Some(armed) => sys::send_within(sock, bufs, deadline, armed),
+            None => sys::send_vectored(sock, bufs),
+        };
+        match result {
             Ok(n) => {
                 sent += n;
                 IoSlice::advance_slices(&mut bufs, n);
@@ -49,46 +59,83 @@ pub fn write_all(
     Ok(sent)
 }
 
-/// Sends `message` as DTs of at most `tpdu_size`, up to 64 DTs per system call.
+/// Sends `message` as DTs of at most `tpdu_size`, up to 512 DTs per system call.
 pub fn write_message(
     sock: &Socket,
     message: &[u8],
     tpdu_size: u32,
     deadline: &Deadline,
     stop: &AtomicBool,
+    armed: Option<&ArmedTimeout>,
 ) -> Result<(), WriteError> {
-    let per = segment::payload_per_dt(tpdu_size);
-    let total = segment::segment_count(message.len(), tpdu_size);
-    let mut sent_before = 0;
-    for (batch_no, batch) in message.chunks(per * DTS_PER_WRITE).enumerate() {
-        let mut headers = [[0u8; DT_OVERHEAD]; DTS_PER_WRITE];
-        let first = batch_no * DTS_PER_WRITE;
-        let mut n = 0;
-        for (i, chunk) in batch.chunks(per).enumerate() {
-            headers[i] = segment::dt_header(chunk.len(), first + i + 1 == total);
-            n += 1;
-        }
-        let mut slices = [IoSlice::new(&[]); 2 * DTS_PER_WRITE];
-        for (i, chunk) in batch.chunks(per).enumerate() {
-            slices[2 * i] = IoSlice::new(&headers[i]);
-            slices[2 * i + 1] = IoSlice::new(chunk);
-        }
-        match write_all(sock, &mut slices[..2 * n], deadline, stop) {
-            Ok(sent) => sent_before += sent,
-            Err(WriteError::Deadline { sent }) => {
-                return Err(WriteError::Deadline {
-                    sent: sent_before + sent,
-                })
-            }
-            Err(WriteError::Io { sent, error }) => {
-                return Err(WriteError::Io {
-                    sent: sent_before + sent,
-                    error,
-                })
-            }
-        }
+    let out = Out {
+        sock,
+        deadline,
+        stop,
+        armed,
+    };
+    if segment::segment_count(message.len(), tpdu_size) <= FEW_DTS {
+        out.write_batches::<FEW_DTS, { 2 * FEW_DTS }>(message, tpdu_size)
+    } else {
+        out.write_batches::<DTS_PER_WRITE, { 2 * DTS_PER_WRITE }>(message, tpdu_size)
     }
-    Ok(())
+}
+
+struct Out<'a> {
+    sock: &'a Socket,
+    deadline: &'a Deadline,
+    stop: &'a AtomicBool,
+    armed: Option<&'a ArmedTimeout>,
+}
+
+impl Out<'_> {
+    /// Writes the DTs of `message` in batches of up to N, one vectored write each (S = 2N slices:
+    /// a header and a payload per DT).
+    fn write_batches<const N: usize, const S: usize>(
+        &self,
+        message: &[u8],
+        tpdu_size: u32,
+    ) -> Result<(), WriteError> {
+        const { assert!(S == 2 * N) };
+        let per = segment::payload_per_dt(tpdu_size);
+        let total = segment::segment_count(message.len(), tpdu_size);
+        let mut sent_before = 0;
+        for (batch_no, batch) in message.chunks(per * N).enumerate() {
+            let mut headers = [[0u8; DT_OVERHEAD]; N];
+            let first = batch_no * N;
+            let mut n = 0;
+            for (i, chunk) in batch.chunks(per).enumerate() {
+                headers[i] = segment::dt_header(chunk.len(), first + i + 1 == total);
+                n += 1;
+            }
+            let mut slices = [IoSlice::new(&[]); S];
+            for (i, chunk) in batch.chunks(per).enumerate() {
+                slices[2 * i] = IoSlice::new(&headers[i]);
+                slices[2 * i + 1] = IoSlice::new(chunk);
+            }
+            match write_all(
+                self.sock,
+                &mut slices[..2 * n],
+                self.deadline,
+                self.stop,
+                self.armed,
+            ) {
+                Ok(sent) => sent_before += sent,
+                Err(WriteError::Deadline { sent }) => {
+                    return Err(WriteError::Deadline {
+                        sent: sent_before + sent,
+                    })
+                }
+                Err(WriteError::Io { sent, error }) => {
+                    return Err(WriteError::Io {
+                        sent: sent_before + sent,
+                        error,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Appends the DT stream of `message` to `out`, leaving out its first `skip` bytes (those a
@@ -144,6 +191,7 @@ impl OutQueue {
         sock: &Socket,
         deadline: &Deadline,
         stop: &AtomicBool,
+        armed: Option<&ArmedTimeout>,
     ) -> Result<(), WriteError> {
         if self.pending() == 0 {
             return Ok(());
@@ -153,6 +201,7 @@ impl OutQueue {
             &mut [IoSlice::new(&self.buf[self.head..])],
             deadline,
             stop,
+            armed,
         );
         let sent = match &result {
             Ok(n) => *n,
