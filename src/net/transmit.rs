@@ -15,6 +15,9 @@ const DTS_PER_WRITE: usize = 512;
 /// Messages of at most this many DTs (most requests) use small arrays: setting up the large
 /// ones would cost more than the rest of a send.
 const FEW_DTS: usize = 4;
+/// A 64 KiB message at TPDU 1024 is 65 DTs: arrays of this size fit it without the set-up cost
+/// of the largest ones.
+const SOME_DTS: usize = 96;
 
 /// How a write ended when it did not complete.
 #[derive(Debug)]
@@ -74,8 +77,11 @@ pub fn write_message(
         stop,
         armed,
     };
-    if segment::segment_count(message.len(), tpdu_size) <= FEW_DTS {
+    let count = segment::segment_count(message.len(), tpdu_size);
+    if count <= FEW_DTS {
         out.write_batches::<FEW_DTS, { 2 * FEW_DTS }>(message, tpdu_size)
+    } else if count <= SOME_DTS {
+        out.write_batches::<SOME_DTS, { 2 * SOME_DTS }>(message, tpdu_size)
     } else {
         out.write_batches::<DTS_PER_WRITE, { 2 * DTS_PER_WRITE }>(message, tpdu_size)
     }
