@@ -46,33 +46,40 @@ pub fn wait(
     }
 }
 
-/// Sends as much of `bufs` as the socket takes now, without raising SIGPIPE.
-pub fn send_vectored(sock: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    // Connected sockets are in blocking mode on Unix (see `enter_transfer_mode`): every send
-    // asks not to wait, and waits happen in `wait` with the deadline.
-    #[cfg(any(
+/// The flag that keeps a send on a closed connection from raising SIGPIPE, where `send` has one
+/// (macOS/iOS: SO_NOSIGPIPE is set when the socket is created instead; Windows has no SIGPIPE).
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+const NO_SIGPIPE: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(all(
+    unix,
+    not(any(
         target_os = "linux",
         target_os = "android",
         target_os = "freebsd",
         target_os = "netbsd",
         target_os = "openbsd"
-    ))]
-    let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
-    // macOS/iOS: SO_NOSIGPIPE is set when the socket is created.
-    #[cfg(all(
-        unix,
-        not(any(
-            target_os = "linux",
-            target_os = "android",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd"
-        ))
-    ))]
-    let flags = libc::MSG_DONTWAIT;
-    // Windows has no SIGPIPE, and its sockets stay non-blocking.
+    ))
+))]
+const NO_SIGPIPE: libc::c_int = 0;
+
+/// Sends as much of `bufs` as the socket takes now, without raising SIGPIPE.
+pub fn send_vectored(sock: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // Connected sockets are in blocking mode on Unix (see `enter_transfer_mode`): this send asks
+    // not to wait. Windows sockets stay non-blocking.
+    #[cfg(unix)]
+    let flags = NO_SIGPIPE | libc::MSG_DONTWAIT;
     #[cfg(windows)]
     let flags = 0;
+    send_with_flags(sock, bufs, flags)
+}
+
+fn send_with_flags(sock: &Socket, bufs: &[IoSlice<'_>], flags: i32) -> io::Result<usize> {
     loop {
         match sock.send_vectored_with_flags(bufs, flags) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -216,31 +223,17 @@ pub fn send_within(
     #[cfg(unix)]
     if !deadline.is_immediate() {
         use std::os::fd::AsRawFd;
-        #[cfg(any(
-            target_os = "linux",
-            target_os = "android",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd"
-        ))]
-        let flags = libc::MSG_NOSIGNAL;
-        #[cfg(not(any(
-            target_os = "linux",
-            target_os = "android",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd"
-        )))]
-        let flags = 0;
-        loop {
-            if !armed.arm(sock.as_raw_fd(), libc::SO_SNDTIMEO, deadline)? {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            match sock.send_vectored_with_flags(bufs, flags) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
+        if !armed.arm(sock.as_raw_fd(), libc::SO_SNDTIMEO, deadline)? {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
+        // Interrupted: the caller waits for writability and calls again, which sets the
+        // timeout to what is left, so a stream of signals cannot stretch the deadline.
+        return match sock.send_vectored_with_flags(bufs, NO_SIGPIPE) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            other => other,
+        };
     }
     #[cfg(windows)]
     let _ = (deadline, armed);
