@@ -17,13 +17,16 @@
 
 #![cfg(not(miri))] // runs compilers and other processes
 
+#[path = "support/process.rs"]
+mod process;
+
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -163,48 +166,27 @@ impl Run {
     }
 }
 
-/// Runs `bin args` with stdin closed, killing it after `limit`.
+/// Runs `bin args` with stdin closed, killing it after `limit` (which fails the test).
 fn run(bin: &Path, args: &[&str], limit: Duration) -> Run {
-    let start = Instant::now();
-    let mut child = Command::new(bin)
-        .args(args)
-        // A library abort prints its message and location; a full backtrace per abort would
-        // bury the program's own report.
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = pipe.read_to_end(&mut v);
-            String::from_utf8_lossy(&v).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let s = child.wait().unwrap();
-            let (o, e) = (out.join().unwrap(), err.join().unwrap());
-            panic!(
-                "{} {args:?} did not finish within {limit:?} ({s:?})\n--- stdout\n{o}\n--- stderr\n{e}",
-                bin.display()
-            );
-        }
-        thread::sleep(Duration::from_millis(10));
+    // A library abort prints its message and location; a full backtrace per abort would bury
+    // the program's own report.
+    let done = process::run_limited(
+        Command::new(bin).args(args).env("RUST_BACKTRACE", "0"),
+        limit,
+    );
+    let Some(status) = done.status else {
+        panic!(
+            "{} {args:?} did not finish within {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
+            bin.display(),
+            done.stdout,
+            done.stderr
+        );
     };
     Run {
         status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        elapsed: start.elapsed(),
+        stdout: done.stdout,
+        stderr: done.stderr,
+        elapsed: done.elapsed,
     }
 }
 

@@ -15,7 +15,10 @@
 //! `<target>/install-test/`. Needs make, gcc, g++, readelf, pkg-config and cmake (.ci/setup-packaging
 //! installs the last three); a missing one is a SKIP unless ISOTCP_REQUIRE_PEERS=1.
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "support/process.rs"]
+mod process;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{mpsc, Mutex, OnceLock};
@@ -82,51 +85,20 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Runs `cmd` to completion within `limit` (killed after it); returns its output.
+/// Runs `cmd` within `limit` (killed after it, which fails the test); returns its output.
 fn run_limited(cmd: &mut Command, limit: Duration) -> Output {
     let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let err_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let out = Output {
-                status: std::process::ExitStatus::default(),
-                stdout: out_reader.join().unwrap(),
-                stderr: err_reader.join().unwrap(),
-            };
-            panic!(
-                "{shown} did not finish within {limit:?}; output:\n{}",
-                text(&out)
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
+    let done = process::run_limited(cmd, limit);
+    let Some(status) = done.status else {
+        panic!(
+            "{shown} did not finish within {limit:?}; output:\n{}",
+            done.text()
+        );
     };
     Output {
         status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
+        stdout: done.stdout.into_bytes(),
+        stderr: done.stderr.into_bytes(),
     }
 }
 

@@ -11,11 +11,13 @@
 
 #![cfg(not(miri))] // runs other processes
 
-use std::io::{Read, Write};
+#[path = "support/process.rs"]
+mod process;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The whole file runs in about 5 s; this only stops a hang.
@@ -69,45 +71,8 @@ fn python3_on_path() -> Option<PathBuf> {
 
 /// Runs `cmd` to completion with DEADLINE; returns (success, stdout + stderr).
 fn run(mut cmd: Command) -> (bool, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the test process") {
-            break Some(status);
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let text = format!(
-        "{}{}",
-        out_reader.join().unwrap_or_default(),
-        err_reader.join().unwrap_or_default()
-    );
-    match status {
-        Some(s) => (s.success(), text),
-        None => (false, format!("{text}\n(killed after {DEADLINE:?})")),
-    }
+    let done = process::run_limited(&mut cmd, DEADLINE);
+    (done.success(), done.text())
 }
 
 #[test]

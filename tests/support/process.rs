@@ -1,0 +1,70 @@
+//! Running a program from a test: both outputs captured (drained on their own threads, so a
+//! chatty program never blocks on a full pipe), stdin closed, and a time limit after which the
+//! program is killed, so a hang fails the test instead of stalling the suite.
+
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What a program did. `status` is None when it was killed at the time limit.
+pub struct Finished {
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    #[allow(dead_code)]
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// stdout then stderr, and a line saying so when the program was killed.
+    #[allow(dead_code)]
+    pub fn text(&self) -> String {
+        let mut t = format!("{}{}", self.stdout, self.stderr);
+        if self.status.is_none() {
+            t.push_str(&format!("\n(killed after {:?})", self.elapsed));
+        }
+        t
+    }
+}
+
+/// Runs `cmd` to completion, or kills it after `limit`.
+pub fn run_limited(cmd: &mut Command, limit: Duration) -> Finished {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = pipe.read_to_end(&mut v);
+            String::from_utf8_lossy(&v).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for the child") {
+            break Some(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Finished {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        elapsed: start.elapsed(),
+    }
+}
