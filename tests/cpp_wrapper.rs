@@ -12,8 +12,10 @@
 #[path = "support/process.rs"]
 mod process;
 
+use process::{output_within as run_limited, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -67,31 +69,6 @@ fn lib_dir() -> PathBuf {
         );
     }
     dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `cmd` within `limit` (killed after it, which fails the test); returns its output.
-fn run_limited(cmd: &mut Command, limit: Duration) -> Output {
-    let shown = format!("{cmd:?}");
-    let done = process::run_limited(cmd, limit);
-    let Some(status) = done.status else {
-        panic!(
-            "{shown} did not finish within {limit:?}; output:\n{}",
-            done.text()
-        );
-    };
-    Output {
-        status,
-        stdout: done.stdout.into_bytes(),
-        stderr: done.stderr.into_bytes(),
-    }
 }
 
 #[derive(Clone, Copy)]

@@ -18,6 +18,8 @@
 #[path = "support/process.rs"]
 mod process;
 
+use process::{output_within as run_limited, text};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -75,31 +77,6 @@ fn tools_present() -> bool {
     }
     eprintln!("SKIP: {msg}");
     false
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `cmd` within `limit` (killed after it, which fails the test); returns its output.
-fn run_limited(cmd: &mut Command, limit: Duration) -> Output {
-    let shown = format!("{cmd:?}");
-    let done = process::run_limited(cmd, limit);
-    let Some(status) = done.status else {
-        panic!(
-            "{shown} did not finish within {limit:?}; output:\n{}",
-            done.text()
-        );
-    };
-    Output {
-        status,
-        stdout: done.stdout.into_bytes(),
-        stderr: done.stderr.into_bytes(),
-    }
 }
 
 /// Runs `cmd`, which must succeed within `limit`; returns its output.

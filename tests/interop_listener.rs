@@ -5,6 +5,9 @@
 //! The python venvs come from ISOTCP_VENV_PY3 / ISOTCP_VENV_NATIVE (python executables; defaults
 //! under /opt). Missing: SKIP, unless ISOTCP_REQUIRE_PEERS=1.
 
+#[path = "support/examples.rs"]
+mod examples;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -29,39 +32,7 @@ fn venv(var: &str, default: &str) -> Option<PathBuf> {
 /// Builds examples-c/s7_server against the static library once per test run.
 fn s7_server_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let target = Path::new(ROOT).join("target");
-        let lib = target.join("debug/libisotcp.a");
-        assert!(
-            lib.exists(),
-            "{} missing: cargo test builds it",
-            lib.display()
-        );
-        let out = target.join("c-tests/s7_server_interop");
-        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        let status = Command::new("gcc")
-            .args([
-                "-std=c11",
-                "-D_POSIX_C_SOURCE=200809L",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-pedantic",
-                "-O1",
-            ])
-            .arg("-I")
-            .arg(Path::new(ROOT).join("include"))
-            .arg("-o")
-            .arg(&out)
-            .arg(Path::new(ROOT).join("examples-c/s7_server.c"))
-            .arg(Path::new(ROOT).join("examples-c/s7_responder.c"))
-            .arg(&lib)
-            .args(["-lpthread", "-ldl", "-lm"])
-            .status()
-            .expect("gcc runs");
-        assert!(status.success(), "building s7_server failed");
-        out
-    })
+    BIN.get_or_init(|| examples::build("s7_server_interop", &["s7_server.c", "s7_responder.c"]))
 }
 
 struct Server {

@@ -3,6 +3,9 @@
 //! and a closed port. Checks what the engineer would read: reachability, CC or DR reason, the
 //! scan's list of accepted TSAPs, and the exit status.
 
+#[path = "support/examples.rs"]
+mod examples;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -10,51 +13,14 @@ use std::sync::OnceLock;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-fn build(name: &str, sources: &[&str]) -> PathBuf {
-    let target = Path::new(ROOT).join("target");
-    let lib = target.join("debug/libisotcp.a");
-    assert!(
-        lib.exists(),
-        "{} missing: build the library first (cargo build)",
-        lib.display()
-    );
-    let out = target.join("c-tests").join(name);
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let status = Command::new("gcc")
-        .args([
-            "-std=c11",
-            "-D_POSIX_C_SOURCE=200809L",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-pedantic",
-            "-O1",
-        ])
-        .arg("-I")
-        .arg(Path::new(ROOT).join("include"))
-        .arg("-o")
-        .arg(&out)
-        .args(
-            sources
-                .iter()
-                .map(|s| Path::new(ROOT).join("examples-c").join(s)),
-        )
-        .arg(&lib)
-        .args(["-lpthread", "-ldl", "-lm"])
-        .status()
-        .expect("gcc runs");
-    assert!(status.success(), "building {name} failed");
-    out
-}
-
 fn probe_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("isotcp-probe", &["probe.c"]))
+    BIN.get_or_init(|| examples::build("isotcp-probe", &["probe.c"]))
 }
 
 fn s7_server_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("s7_server_probe", &["s7_server.c", "s7_responder.c"]))
+    BIN.get_or_init(|| examples::build("s7_server_probe", &["s7_server.c", "s7_responder.c"]))
 }
 
 /// A server process that prints "READY <port>" first and stops when its stdin closes.

@@ -68,3 +68,32 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> Finished {
         elapsed: start.elapsed(),
     }
 }
+
+/// As [`run_limited`], for tests that want a plain `Output`; running past `limit` fails the
+/// test with whatever the program printed.
+#[allow(dead_code)]
+pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let shown = format!("{cmd:?}");
+    let done = run_limited(cmd, limit);
+    let Some(status) = done.status else {
+        panic!(
+            "{shown} did not finish within {limit:?}; output:\n{}",
+            done.text()
+        );
+    };
+    std::process::Output {
+        status,
+        stdout: done.stdout.into_bytes(),
+        stderr: done.stderr.into_bytes(),
+    }
+}
+
+/// stdout then stderr of an `Output`, as text.
+#[allow(dead_code)]
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
