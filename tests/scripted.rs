@@ -2142,3 +2142,51 @@ fn a_dribbled_cc_and_a_dr_right_after_the_cc() {
         peer.finish();
     });
 }
+
+#[test]
+fn a_segmented_message_interrupted_by_timeouts_and_small_buffers_arrives_whole() {
+    // recv assembles a segmented message straight into the caller's buffer; every way of
+    // leaving early (timeout, timeout 0, a buffer too small, poll) must keep what arrived.
+    run(|| {
+        let m = pattern(7, 3000);
+        let m2 = m.clone();
+        let (go, wait) = mpsc::channel::<()>();
+        let (conn, peer) = connected(move |p| {
+            let frags = fragments(&m2, 1000);
+            let third = frags.len() / 3;
+            p.send(&frags[..third]);
+            let _ = wait.recv_timeout(PEER_PATIENCE);
+            p.send(&frags[third..2 * third]);
+            let _ = wait.recv_timeout(PEER_PATIENCE);
+            p.send(&frags[2 * third..]);
+            p.send(&msg(b"next"));
+        });
+        // The first DT is there, no more: a timeout, then timeout 0, then poll.
+        conn.expect(
+            conn.recv(4096, 200).unwrap_err(),
+            ISO_E_TIMEOUT,
+            &["deadline passed"],
+        );
+        conn.expect(
+            conn.recv(4096, 0).unwrap_err(),
+            ISO_E_WOULD_BLOCK,
+            &["would block"],
+        );
+        assert_eq!(conn.poll(50), 0);
+        go.send(()).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        conn.expect(
+            conn.recv(4096, 0).unwrap_err(),
+            ISO_E_WOULD_BLOCK,
+            &["would block"],
+        );
+        go.send(()).unwrap();
+        // Complete now, but the buffer is too small: the size is reported, nothing is lost.
+        let (rc, n) = conn.recv_into(&mut [0u8; 100], 2000);
+        assert_eq!((rc, n), (ISO_E_BUFFER_TOO_SMALL, 3000));
+        assert_eq!(conn.recv_ok(), m);
+        assert_eq!(conn.recv_ok(), b"next");
+        drop(conn);
+        peer.finish();
+    });
+}

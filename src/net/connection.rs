@@ -178,6 +178,17 @@ enum Step {
     NeedBytes,
     /// The peer sent DR or ER.
     PeerEnded(String),
+    /// A whole message of this length was assembled in the caller's buffer (`Direct`).
+    Delivered(usize),
+}
+
+/// A segmented message assembled straight into the caller's buffer by `recv`, which saves
+/// copying it through the reassembler. It never outlives the call: on an early return the part
+/// received moves into the reassembler.
+struct Direct<'a> {
+    buf: &'a mut [u8],
+    filled: usize,
+    fragments: u32,
 }
 
 /// What one read from the socket brought.
@@ -551,16 +562,30 @@ impl Connection {
     pub fn recv(&self, buf: &mut [u8], deadline: &Deadline) -> Result<usize> {
         let live = self.live()?;
         let mut rx = self.rx.lock();
-        self.wait_message(&live, &mut rx, deadline, "receive")?;
-        deliver(&mut rx, buf, &self.trace)
+        let mut direct = Direct {
+            buf,
+            filled: 0,
+            fragments: 0,
+        };
+        let result = self.wait_message(&live, &mut rx, deadline, "receive", Some(&mut direct));
+        if direct.fragments > 0 {
+            // Ending early (timeout, error) with part of a message in the caller's buffer: it
+            // moves to the reassembler, where the next call continues it.
+            rx.reasm
+                .adopt(&direct.buf[..direct.filled], direct.fragments);
+        }
+        match result? {
+            Some(n) => Ok(n),
+            None => deliver(&mut rx, direct.buf, &self.trace),
+        }
     }
 
     /// True when a whole message is ready, so `recv` returns it at once.
     pub fn poll(&self, deadline: &Deadline) -> Result<bool> {
         let live = self.live()?;
         let mut rx = self.rx.lock();
-        match self.wait_message(&live, &mut rx, deadline, "poll") {
-            Ok(()) => Ok(true),
+        match self.wait_message(&live, &mut rx, deadline, "poll", None) {
+            Ok(_) => Ok(true),
             Err(Error::Timeout(_) | Error::WouldBlock(_)) => Ok(false),
             Err(e) => Err(e),
         }
@@ -572,10 +597,12 @@ impl Connection {
         rx: &mut Rx,
         deadline: &Deadline,
         what: &'static str,
-    ) -> Result<()> {
+        mut direct: Option<&mut Direct<'_>>,
+    ) -> Result<Option<usize>> {
         loop {
-            match advance(rx, &live.limits, &self.trace) {
-                Ok(Step::Ready) => return Ok(()),
+            match advance(rx, &live.limits, &self.trace, direct.as_deref_mut()) {
+                Ok(Step::Ready) => return Ok(None),
+                Ok(Step::Delivered(n)) => return Ok(Some(n)),
                 Ok(Step::NeedBytes) => {}
                 Ok(Step::PeerEnded(why)) => {
                     // DR/ER ends the transport connection: release TCP too, so the peer is not
@@ -593,7 +620,8 @@ impl Connection {
                 armed,
                 reasm,
             } = &mut *rx;
-            framer.set_read_chunk(if reasm.in_progress() {
+            let partial = reasm.in_progress() || direct.as_ref().is_some_and(|d| d.fragments > 0);
+            framer.set_read_chunk(if partial {
                 READ_CHUNK_SEGMENTED
             } else {
                 READ_CHUNK
@@ -605,11 +633,13 @@ impl Connection {
             match filled {
                 Ok(Fill::Data) => {}
                 Ok(Fill::Eof) => {
-                    live.set_peer_ended(closed_why(rx, "connection closed by peer".into()))
+                    live.set_peer_ended(closed_why(rx, partial, "connection closed by peer".into()))
                 }
-                Ok(Fill::Reset(e)) => {
-                    live.set_peer_ended(closed_why(rx, format!("connection reset by peer ({e})")))
-                }
+                Ok(Fill::Reset(e)) => live.set_peer_ended(closed_why(
+                    rx,
+                    partial,
+                    format!("connection reset by peer ({e})"),
+                )),
                 Err(e @ (Error::Timeout(_) | Error::WouldBlock(_))) => return Err(e),
                 Err(e) => return Err(self.fail(live, e)),
             }
@@ -675,10 +705,10 @@ fn timeout_or_block(deadline: &Deadline, what: impl Into<Cow<'static, str>>) -> 
     }
 }
 
-fn closed_why(rx: &Rx, base: String) -> String {
+fn closed_why(rx: &Rx, partial_message: bool, base: String) -> String {
     if rx.framer.mid_packet() {
         format!("{base} in the middle of a TPKT packet; the partial packet was discarded")
-    } else if rx.reasm.in_progress() {
+    } else if partial_message {
         format!("{base} after a DT without EOT; the partial message was discarded")
     } else {
         base
@@ -715,7 +745,12 @@ fn fill(
 ///
 /// A message that arrives as one DT with EOT is left in the framer (no copy); fragments are
 /// copied into the reassembler.
-fn advance(rx: &mut Rx, limits: &Limits, trace: &Tracer) -> Result<Step, ProtoError> {
+fn advance(
+    rx: &mut Rx,
+    limits: &Limits,
+    trace: &Tracer,
+    mut direct: Option<&mut Direct<'_>>,
+) -> Result<Step, ProtoError> {
     let Rx { framer, reasm, .. } = rx;
     loop {
         if reasm.message().is_some() {
@@ -725,7 +760,11 @@ fn advance(rx: &mut Rx, limits: &Limits, trace: &Tracer) -> Result<Step, ProtoEr
             return Ok(Step::NeedBytes);
         };
         match cotp::decode(tpdu)? {
-            Tpdu::Dt { eot: true, payload } if !reasm.in_progress() && !payload.is_empty() => {
+            Tpdu::Dt { eot: true, payload }
+                if !reasm.in_progress()
+                    && !payload.is_empty()
+                    && direct.as_ref().map_or(true, |d| d.fragments == 0) =>
+            {
                 if payload.len() > limits.max_message {
                     return Err(ProtoError::MessageTooLarge {
                         len: payload.len(),
@@ -735,6 +774,30 @@ fn advance(rx: &mut Rx, limits: &Limits, trace: &Tracer) -> Result<Step, ProtoEr
                 return Ok(Step::Ready);
             }
             Tpdu::Dt { eot, payload } => {
+                if let Some(d) = direct.as_deref_mut() {
+                    let first = d.fragments == 0 && !reasm.in_progress() && !payload.is_empty();
+                    if d.fragments > 0 || first {
+                        let total = d.filled + payload.len();
+                        limits.check(total, d.fragments + 1)?;
+                        if total <= d.buf.len() {
+                            d.buf[d.filled..total].copy_from_slice(payload);
+                            d.filled = total;
+                            d.fragments += 1;
+                            consume(framer, trace);
+                            if eot {
+                                let n = std::mem::take(&mut d.filled);
+                                d.fragments = 0;
+                                return Ok(Step::Delivered(n));
+                            }
+                            continue;
+                        }
+                        // Larger than the caller's buffer: it is assembled in the reassembler
+                        // (and reported as too large for the buffer when complete).
+                        reasm.adopt(&d.buf[..d.filled], d.fragments);
+                        d.filled = 0;
+                        d.fragments = 0;
+                    }
+                }
                 let _: Assembled = reasm.push(eot, payload)?;
             }
             Tpdu::Dr { reason, .. } => {

@@ -48,6 +48,22 @@ pub struct Limits {
     pub max_fragments: u32,
 }
 
+impl Limits {
+    /// Whether a message of `total` bytes in `fragments` DTs stays within the limits.
+    pub fn check(&self, total: usize, fragments: u32) -> Result<(), ProtoError> {
+        if total > self.max_message {
+            return Err(ProtoError::MessageTooLarge {
+                len: total,
+                max: self.max_message,
+            });
+        }
+        if fragments > self.max_fragments {
+            return Err(ProtoError::TooManyFragments(self.max_fragments));
+        }
+        Ok(())
+    }
+}
+
 /// What a DT did to the message being assembled.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Assembled {
@@ -86,6 +102,20 @@ impl Reassembler {
         self.complete = false;
     }
 
+    /// Takes over a partial message (fragments without EOT) assembled elsewhere, so that the
+    /// following DTs continue it here. Nothing may be held.
+    pub fn adopt(&mut self, partial: &[u8], fragments: u32) {
+        debug_assert!(
+            !self.complete && self.fragments == 0,
+            "adopt over a held message"
+        );
+        self.buf.clear();
+        self.buf
+            .reserve_exact(partial.len().min(self.limits.max_message));
+        self.buf.extend_from_slice(partial);
+        self.fragments = fragments;
+    }
+
     /// True when fragments without EOT are held (EOF now loses a partial message).
     pub fn in_progress(&self) -> bool {
         !self.complete && self.fragments > 0
@@ -99,15 +129,7 @@ impl Reassembler {
             return Ok(Assembled::Pending);
         }
         let total = self.buf.len() + payload.len();
-        if total > self.limits.max_message {
-            return Err(ProtoError::MessageTooLarge {
-                len: total,
-                max: self.limits.max_message,
-            });
-        }
-        if self.fragments + 1 > self.limits.max_fragments {
-            return Err(ProtoError::TooManyFragments(self.limits.max_fragments));
-        }
+        self.limits.check(total, self.fragments + 1)?;
         // Grow geometrically, but never past the limit: the buffer holds at most max_message.
         if total > self.buf.capacity() {
             let target = (self.buf.capacity() * 2).clamp(total, self.limits.max_message.max(total));
