@@ -296,7 +296,8 @@ int32_t iso_set_keepalive(iso_conn *conn,
  * Connects: resolves the host, opens TCP (trying every address the name resolves to), sends
  * the CR and validates the CC, all within one deadline of `timeout_ms`. Timeout 0 returns
  * ISO_E_WOULD_BLOCK unless everything completes at once.
- * Errors: ISO_E_STATE (already connected), ISO_E_RESOLVE, ISO_E_REFUSED, ISO_E_TIMEOUT,
+ * Errors: ISO_E_STATE (already connected, or ended by `iso_disconnect` from another thread
+ * while waiting for the CC), ISO_E_RESOLVE, ISO_E_REFUSED, ISO_E_TIMEOUT,
  * ISO_E_CLOSED (the peer closed or reset TCP after the CR: usually a wrong TSAP, rack or slot),
  * ISO_E_REJECTED (DR or ER; the last error names the reason), ISO_E_PROTOCOL (a malformed CC),
  * ISO_E_IO.
@@ -354,7 +355,8 @@ ISO_API int32_t iso_check_connection(iso_conn *conn);
 
 /**
  * Closes the connection (without DR: class 0 releases by closing TCP) and wakes any thread
- * blocked in `iso_recv`, `iso_poll` or `iso_send` on it. Not connected: ISO_OK. The handle keeps
+ * blocked in `iso_recv`, `iso_poll` or `iso_send` on it; an `iso_connect` waiting for the CC
+ * ends too (ISO_E_STATE). Not connected: ISO_OK. The handle keeps
  * its settings and may connect again. Thread-safe.
  */
 ISO_API int32_t iso_disconnect(iso_conn *conn);

@@ -2190,3 +2190,30 @@ fn a_segmented_message_interrupted_by_timeouts_and_small_buffers_arrives_whole()
         peer.finish();
     });
 }
+
+#[test]
+fn disconnect_from_another_thread_ends_a_connect_waiting_for_the_cc() {
+    run(|| {
+        let peer = Peer::answering(vec![]);
+        let conn = Conn::local(peer.port());
+        let raw = conn.raw() as usize;
+        let stopper = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            unsafe { c::iso_disconnect(raw as *mut c::iso_conn) }
+        });
+        let t = Instant::now();
+        let rc = conn.connect(10_000);
+        let el = t.elapsed();
+        assert_eq!(stopper.join().unwrap(), ISO_OK);
+        conn.expect(rc, ISO_E_STATE, &["ended by iso_disconnect"]);
+        assert!(
+            el < Duration::from_secs(2),
+            "connect returned after {el:?}, not at the disconnect"
+        );
+        // The handle is usable again: not connected, not stuck "connecting".
+        conn.expect(conn.send(b"x"), ISO_E_STATE, &["not connected"]);
+        conn.ok(conn.set_tpdu_size(512));
+        drop(conn);
+        assert_eq!(peer.finish(), default_cr());
+    });
+}

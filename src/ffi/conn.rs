@@ -174,7 +174,9 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
     configure(conn, |c| {
         for (ptr, len, which) in [(local, local_len, "local"), (remote, remote_len, "remote")] {
             if len == 0 {
-                return Err(Error::Invalid(format!("{which} TSAP is empty (1..32 bytes)")));
+                return Err(Error::Invalid(format!(
+                    "{which} TSAP is empty (1..32 bytes)"
+                )));
             }
             non_null(ptr, which)?;
         }
@@ -373,7 +375,8 @@ pub unsafe extern "C" fn iso_set_keepalive(
 /// Connects: resolves the host, opens TCP (trying every address the name resolves to), sends
 /// the CR and validates the CC, all within one deadline of `timeout_ms`. Timeout 0 returns
 /// ISO_E_WOULD_BLOCK unless everything completes at once.
-/// Errors: ISO_E_STATE (already connected), ISO_E_RESOLVE, ISO_E_REFUSED, ISO_E_TIMEOUT,
+/// Errors: ISO_E_STATE (already connected, or ended by `iso_disconnect` from another thread
+/// while waiting for the CC), ISO_E_RESOLVE, ISO_E_REFUSED, ISO_E_TIMEOUT,
 /// ISO_E_CLOSED (the peer closed or reset TCP after the CR: usually a wrong TSAP, rack or slot),
 /// ISO_E_REJECTED (DR or ER; the last error names the reason), ISO_E_PROTOCOL (a malformed CC),
 /// ISO_E_IO.
@@ -467,7 +470,8 @@ pub unsafe extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
 }
 
 /// Closes the connection (without DR: class 0 releases by closing TCP) and wakes any thread
-/// blocked in `iso_recv`, `iso_poll` or `iso_send` on it. Not connected: ISO_OK. The handle keeps
+/// blocked in `iso_recv`, `iso_poll` or `iso_send` on it; an `iso_connect` waiting for the CC
+/// ends too (ISO_E_STATE). Not connected: ISO_OK. The handle keeps
 /// its settings and may connect again. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {

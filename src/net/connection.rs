@@ -157,10 +157,54 @@ impl Live {
     }
 }
 
+/// Lets `disconnect` end a connect in progress: it sets `stop` and shuts down the socket waiting
+/// for the CC, which wakes the connecting thread.
+#[derive(Default)]
+struct ConnectAbort {
+    stop: AtomicBool,
+    /// The socket of the CR/CC exchange while it runs (registered and cleared by the connecting
+    /// thread under this lock, so it is never shut down after being closed).
+    sock: Mutex<Option<i64>>,
+}
+
+impl ConnectAbort {
+    fn abort(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(handle) = *self.sock.lock() {
+            sys::shutdown_raw(handle);
+        }
+    }
+
+    fn aborted(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn error() -> Error {
+        Error::State("the connect was ended by iso_disconnect from another thread".into())
+    }
+}
+
+/// Keeps a socket registered with a `ConnectAbort` until dropped.
+struct AbortWatch<'a>(&'a ConnectAbort);
+
+impl<'a> AbortWatch<'a> {
+    fn new(abort: &'a ConnectAbort, sock: &Socket) -> Self {
+        *abort.sock.lock() = Some(sys::raw_handle(sock));
+        AbortWatch(abort)
+    }
+}
+
+impl Drop for AbortWatch<'_> {
+    fn drop(&mut self) {
+        *self.0.sock.lock() = None;
+    }
+}
+
 #[derive(Default)]
 struct Link {
     live: Option<Arc<Live>>,
-    connecting: bool,
+    /// Set while a connect runs.
+    connecting: Option<Arc<ConnectAbort>>,
     /// Why the last connection was closed by us (protocol error, limit), for later state errors.
     ended: Option<String>,
 }
@@ -247,7 +291,7 @@ impl Connection {
     /// Changes the configuration; refused while connected or connecting.
     pub fn configure<T>(&self, f: impl FnOnce(&mut Config) -> Result<T>) -> Result<T> {
         let link = self.link.lock();
-        if link.live.is_some() || link.connecting {
+        if link.live.is_some() || link.connecting.is_some() {
             return Err(Error::State(
                 "settings cannot change while connected: call iso_disconnect first".into(),
             ));
@@ -281,39 +325,48 @@ impl Connection {
                     "already connected: call iso_disconnect first".into(),
                 ));
             }
-            if link.connecting {
+            if link.connecting.is_some() {
                 return Err(Error::State(
                     "a connect is already in progress on this handle".into(),
                 ));
             }
-            link.connecting = true;
-            self.config.lock().clone()
+            let abort = Arc::new(ConnectAbort::default());
+            link.connecting = Some(abort.clone());
+            (self.config.lock().clone(), abort)
         };
-        let result = self.open(&cfg, &deadline);
+        let (cfg, abort) = cfg;
+        let result = self.open(&cfg, &deadline, &abort);
         let mut link = self.link.lock();
-        link.connecting = false;
+        link.connecting = None;
+        if abort.aborted() {
+            return Err(ConnectAbort::error());
+        }
         let live = result?;
         link.live = Some(Arc::new(live));
         link.ended = None;
         Ok(())
     }
 
-    fn open(&self, cfg: &Config, deadline: &Deadline) -> Result<Live> {
+    fn open(&self, cfg: &Config, deadline: &Deadline, abort: &ConnectAbort) -> Result<Live> {
         let req = cfg.connect_request();
         let cr = req.encode()?;
         let addrs = socket::resolve(&cfg.host, cfg.port, deadline)?;
         let sock = socket::connect_any(&addrs, deadline, &cfg.keepalive)?;
+        let _watch = AbortWatch::new(abort, &sock);
+        if abort.aborted() {
+            return Err(ConnectAbort::error());
+        }
         sys::enter_transfer_mode(&sock).map_err(|e| Error::io("socket mode", e))?;
         if self.trace.is_on() {
             self.trace.set_endpoints(endpoints(&sock));
         }
-        let never = AtomicBool::new(false);
         let during = |what: &str| {
             format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling, cfg.called)
         };
-        match transmit::write_all(&sock, &mut [IoSlice::new(&cr)], deadline, &never, None) {
+        match transmit::write_all(&sock, &mut [IoSlice::new(&cr)], deadline, &abort.stop, None) {
             Ok(_) if self.trace.is_on() => self.trace.frame(true, &cr),
             Ok(_) => {}
+            Err(_) if abort.aborted() => return Err(ConnectAbort::error()),
             Err(WriteError::Deadline { .. }) => {
                 return Err(timeout_or_block(deadline, "sending the COTP CR"))
             }
@@ -346,9 +399,10 @@ impl Connection {
                 framer,
                 armed,
                 deadline,
-                &never,
+                &abort.stop,
                 "waiting for the COTP CC",
             )? {
+                _ if abort.aborted() => return Err(ConnectAbort::error()),
                 Fill::Data => {}
                 Fill::Eof => return Err(Error::Closed(during("connection closed by peer"))),
                 Fill::Reset(_) => return Err(Error::Closed(during("connection reset by peer"))),
@@ -661,6 +715,9 @@ impl Connection {
         let live = {
             let mut link = self.link.lock();
             link.ended = None;
+            if let Some(abort) = &link.connecting {
+                abort.abort();
+            }
             link.live.take()
         };
         if let Some(live) = live {

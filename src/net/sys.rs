@@ -338,6 +338,24 @@ pub fn recv(
     }
 }
 
+/// Shuts down both directions of the socket `handle` (from `raw_handle`), which wakes a thread
+/// blocked on it. The caller guarantees the socket is still open.
+pub fn shutdown_raw(handle: i64) {
+    #[cfg(unix)]
+    // SAFETY: plain system call on a descriptor the caller keeps open.
+    unsafe {
+        libc::shutdown(handle as libc::c_int, libc::SHUT_RDWR);
+    }
+    #[cfg(windows)]
+    // SAFETY: plain system call on a socket the caller keeps open.
+    unsafe {
+        windows_sys::Win32::Networking::WinSock::shutdown(
+            handle as usize,
+            windows_sys::Win32::Networking::WinSock::SD_BOTH,
+        );
+    }
+}
+
 /// The raw handle as a signed 64-bit value: an fd on Unix, a SOCKET on Windows.
 pub fn raw_handle(sock: &Socket) -> i64 {
     #[cfg(unix)]
