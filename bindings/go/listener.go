@@ -16,10 +16,10 @@ import (
 	"unsafe"
 )
 
-// acceptSlice is the longest single wait inside Accept. The library has no call that wakes a
-// blocked iso_accept, so Accept waits in slices and checks for Close between them; Close
-// therefore waits at most this long for an Accept in progress.
-const acceptSlice = 100 * time.Millisecond
+// acceptSlice is the longest single wait inside Accept (iso_accept takes milliseconds as a
+// uint32); Accept with no time limit waits in slices this long. Close does not wait for a slice
+// to end: iso_listener_shutdown wakes the Accept at once.
+const acceptSlice = time.Hour
 
 // Listener is the passive side: it accepts ISO-on-TCP clients (TCP accept, CR validated, CC
 // sent). All methods may be called from any goroutine; concurrent Accepts are serialised.

@@ -30,7 +30,7 @@ namespace Isotcp
     /// The passive side (a PLC or gateway): listens, validates each client's CR and answers it
     /// with a CC. <see cref="Accept"/> returns connected <see cref="IsoConnection"/>s. Setters
     /// may be called at any time; Accept calls are serialised. Disposing while another thread
-    /// is in Accept releases the native listener when that Accept returns (at its timeout).
+    /// is in Accept wakes that Accept (it fails) and then releases the native listener.
     /// </summary>
     public sealed class IsoListener : IDisposable
     {
@@ -218,6 +218,9 @@ namespace Isotcp
         public void Dispose()
         {
             if (Interlocked.Exchange(ref disposed, 1) != 0) return;
+            // Wakes an Accept in progress on another thread (it fails at once), so the native
+            // listener is released now rather than at that Accept's timeout.
+            if (!handle.IsClosed) Native.iso_listener_shutdown(handle);
             handle.Dispose();
         }
 

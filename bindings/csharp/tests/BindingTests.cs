@@ -62,6 +62,7 @@ static class BindingTests
             T("connect_timeout", ConnectTimeout),
             T("receive_timeout_loses_nothing", ReceiveTimeoutLosesNothing),
             T("dispose_wakes_blocked_receive", DisposeWakesBlockedReceive),
+            T("dispose_wakes_blocked_accept", DisposeWakesBlockedAccept),
             T("listener_tsap_filter", ListenerTsapFilter),
             T("listener_filter_callback", ListenerFilterCallback),
             T("peer_close_and_buffer_too_small", PeerCloseAndBufferTooSmall),
@@ -306,6 +307,27 @@ static class BindingTests
             BytesEqual(msg, pair.Client.Receive(5000), "message after timeouts");
             Assert(pair.Client.CheckConnection(), "still alive");
         }
+    }
+
+    static void DisposeWakesBlockedAccept()
+    {
+        var listener = new IsoListener("127.0.0.1", 0);
+        Exception caught = null;
+        long elapsed = -1;
+        var acceptor = new Thread(() =>
+        {
+            var watch = Stopwatch.StartNew();
+            try { listener.Accept(20000); }
+            catch (Exception e) { caught = e; }
+            elapsed = watch.ElapsedMilliseconds;
+        });
+        acceptor.Start();
+        Thread.Sleep(200);
+        listener.Dispose();
+        Assert(acceptor.Join(5000), "acceptor woke up");
+        Assert(caught is IsoException, "acceptor got an IsoException: " + caught);
+        Equal(IsoError.State, ((IsoException)caught).Code, "code of the woken accept");
+        Assert(elapsed < 5000, "woke promptly: " + elapsed + " ms");
     }
 
     static void DisposeWakesBlockedReceive()
