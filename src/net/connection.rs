@@ -105,12 +105,8 @@ impl Config {
 
     /// Longest TPKT we accept: a whole message in one DT, but never less than a CC can need.
     pub(crate) fn max_packet(&self) -> usize {
-        (self.max_message + segment_overhead()).clamp(256, tpkt::MAX_PACKET)
+        (self.max_message + segment::DT_OVERHEAD).clamp(256, tpkt::MAX_PACKET)
     }
-}
-
-pub(crate) fn segment_overhead() -> usize {
-    crate::proto::segment::DT_OVERHEAD
 }
 
 /// A connected socket and what was negotiated on it.
@@ -367,9 +363,7 @@ impl Connection {
             Ok(_) if self.trace.is_on() => self.trace.frame(true, &cr),
             Ok(_) => {}
             Err(_) if abort.aborted() => return Err(ConnectAbort::error()),
-            Err(WriteError::Deadline { .. }) => {
-                return Err(timeout_or_block(deadline, "sending the COTP CR"))
-            }
+            Err(WriteError::Deadline { .. }) => return Err(deadline.ran_out("sending the COTP CR")),
             Err(WriteError::Io { error, .. }) if sys::is_reset(&error) => {
                 return Err(Error::Closed(during("connection reset by peer")))
             }
@@ -517,8 +511,7 @@ impl Connection {
             Ok(()) => {}
             Err(_) if !self.is_current(live) => return Err(Self::disconnected_meanwhile()),
             Err(WriteError::Deadline { .. }) => {
-                return Err(timeout_or_block(
-                    &deadline,
+                return Err(deadline.ran_out(
                     "send: earlier queued messages did not go out in time; this one was not sent",
                 ))
             }
@@ -534,7 +527,7 @@ impl Connection {
         ) {
             Ok(()) => Ok(()),
             Err(_) if !self.is_current(live) => Err(Self::disconnected_meanwhile()),
-            Err(WriteError::Deadline { sent: 0 }) => Err(timeout_or_block(&deadline, "send")),
+            Err(WriteError::Deadline { sent: 0 }) => Err(deadline.ran_out("send")),
             Err(WriteError::Deadline { sent }) => {
                 let err = Error::Timeout(Cow::Owned(format!(
                     "send stopped after {sent} of the message's bytes; the connection was closed because the stream is no longer aligned"
@@ -596,10 +589,10 @@ impl Connection {
         match out.flush(&live.sock, deadline, &live.stop, Some(&live.send_armed)) {
             Ok(()) => Ok(()),
             Err(_) if !self.is_current(&live) => Err(Self::disconnected_meanwhile()),
-            Err(WriteError::Deadline { .. }) => Err(timeout_or_block(
-                deadline,
-                "flush: bytes remain queued (iso_get_send_pending counts them)",
-            )),
+            Err(WriteError::Deadline { .. }) => {
+                Err(deadline
+                    .ran_out("flush: bytes remain queued (iso_get_send_pending counts them)"))
+            }
             Err(WriteError::Io { error, .. }) => Err(self.write_failed(&live, error, "flush")),
         }
     }
@@ -754,14 +747,6 @@ impl Drop for Connection {
     }
 }
 
-fn timeout_or_block(deadline: &Deadline, what: impl Into<Cow<'static, str>>) -> Error {
-    if deadline.is_immediate() {
-        Error::WouldBlock(what.into())
-    } else {
-        Error::Timeout(what.into())
-    }
-}
-
 fn closed_why(rx: &Rx, partial_message: bool, base: String) -> String {
     if rx.framer.mid_packet() {
         format!("{base} in the middle of a TPKT packet; the partial packet was discarded")
@@ -792,7 +777,7 @@ fn fill(
             framer.commit(n);
             Ok(Fill::Data)
         }
-        Ok(None) => Err(timeout_or_block(deadline, what)),
+        Ok(None) => Err(deadline.ran_out(what)),
         Err(e) if sys::is_reset(&e) => Ok(Fill::Reset(e)),
         Err(e) => Err(Error::io(what, e)),
     }

@@ -1,7 +1,10 @@
 //! One deadline per operation: every wait inside a call takes what is left of it, so a call that
 //! makes several system calls still ends on time.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
+
+use crate::error::Error;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline {
@@ -45,5 +48,14 @@ impl Deadline {
 
     pub fn passed(&self) -> bool {
         Instant::now() >= self.at
+    }
+
+    /// The error for `what` not finishing in time: "would block" for timeout 0, else a timeout.
+    pub fn ran_out(&self, what: impl Into<Cow<'static, str>>) -> Error {
+        if self.immediate {
+            Error::WouldBlock(what.into())
+        } else {
+            Error::Timeout(what.into())
+        }
     }
 }

@@ -227,12 +227,7 @@ impl Listener {
                 }
             }
             if deadline.passed() || deadline.is_immediate() {
-                let what = "accept";
-                return Err(if deadline.is_immediate() {
-                    Error::WouldBlock(what.into())
-                } else {
-                    Error::Timeout(what.into())
-                });
+                return Err(deadline.ran_out("accept"));
             }
             let wait = pending
                 .iter()

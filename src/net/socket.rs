@@ -96,16 +96,7 @@ pub fn resolve(host: &str, port: u16, deadline: &Deadline) -> Result<Vec<SocketA
             host: host.into(),
             detail: e.to_string(),
         }),
-        Err(_) => Err(timeout_or_block(deadline, format!("resolving {host:?}"))),
-    }
-}
-
-fn timeout_or_block(deadline: &Deadline, what: String) -> Error {
-    let what = std::borrow::Cow::Owned(what);
-    if deadline.is_immediate() {
-        Error::WouldBlock(what)
-    } else {
-        Error::Timeout(what)
+        Err(_) => Err(deadline.ran_out(format!("resolving {host:?}"))),
     }
 }
 
@@ -130,7 +121,7 @@ pub fn connect_any(
             break;
         }
     }
-    Err(last_err.unwrap_or_else(|| timeout_or_block(deadline, "TCP connect".into())))
+    Err(last_err.unwrap_or_else(|| deadline.ran_out("TCP connect")))
 }
 
 fn connect_one(addr: &SocketAddr, deadline: &Deadline, keepalive: &Keepalive) -> Result<Socket> {
@@ -152,7 +143,7 @@ fn connect_one(addr: &SocketAddr, deadline: &Deadline, keepalive: &Keepalive) ->
     )
     .map_err(|e| io("waiting for TCP connect", e))?
     {
-        return Err(timeout_or_block(deadline, format!("TCP connect to {addr}")));
+        return Err(deadline.ran_out(format!("TCP connect to {addr}")));
     }
     match sock.take_error() {
         Ok(None) => Ok(sock),
