@@ -2,7 +2,7 @@
 //! The receiving side is a raw TCP socket that parses TPKT/COTP itself, so what is checked is the
 //! byte stream on the wire: every message whole, in order, DTs never interleaved.
 
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::ptr::null_mut;
 use std::time::Duration;
@@ -44,8 +44,16 @@ fn connected_pair(max_queued: u32) -> (C, TcpStream) {
     (c, s)
 }
 
+/// The peer's side of the stream, read through a buffer. Under Wine every read of a socket is a
+/// round trip to the Wine server, so reading each 7-byte DT header and each payload with its own
+/// read drained the 4 MiB that the socket buffers there hold at about 1 MiB/s and made the
+/// flush tests take seconds; one read now takes up to 64 KiB.
+fn buffered(s: TcpStream) -> BufReader<TcpStream> {
+    BufReader::with_capacity(64 << 10, s)
+}
+
 /// Reads one whole message (DTs up to EOT) from the raw stream.
-fn read_message(s: &mut TcpStream) -> Vec<u8> {
+fn read_message(s: &mut impl Read) -> Vec<u8> {
     let mut msg = Vec::new();
     loop {
         let mut h = [0u8; 7];
@@ -77,7 +85,7 @@ fn pending(c: &C) -> usize {
 
 #[test]
 fn queued_sends_fill_up_then_flush_in_order() {
-    let (c, mut peer) = connected_pair(64 << 10);
+    let (c, peer) = connected_pair(64 << 10);
     // Nobody reads yet: the socket buffers fill, then the queue, then its limit is reached.
     let mut sent = 0u32;
     let full = loop {
@@ -108,6 +116,7 @@ fn queued_sends_fill_up_then_flush_in_order() {
     assert_eq!(unsafe { iso_flush(c.0, 0) }, ISO_E_WOULD_BLOCK);
 
     let reader = std::thread::spawn(move || {
+        let mut peer = buffered(peer);
         (0..=sent)
             .map(|_| read_message(&mut peer))
             .collect::<Vec<_>>()
@@ -124,7 +133,7 @@ fn queued_sends_fill_up_then_flush_in_order() {
 
 #[test]
 fn a_message_is_accepted_whole_when_the_queue_is_empty_even_with_limit_zero() {
-    let (c, mut peer) = connected_pair(0);
+    let (c, peer) = connected_pair(0);
     let big = message(7, 60_000);
     peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut sent = Vec::new();
@@ -140,8 +149,10 @@ fn a_message_is_accepted_whole_when_the_queue_is_empty_even_with_limit_zero() {
     }
     assert!(pending(&c) > 0);
     let n = sent.len();
-    let reader =
-        std::thread::spawn(move || (0..n).map(|_| read_message(&mut peer)).collect::<Vec<_>>());
+    let reader = std::thread::spawn(move || {
+        let mut peer = buffered(peer);
+        (0..n).map(|_| read_message(&mut peer)).collect::<Vec<_>>()
+    });
     assert_eq!(unsafe { iso_flush(c.0, 5000) }, ISO_OK);
     for m in reader.join().unwrap() {
         assert_eq!(m, big);

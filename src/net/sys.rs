@@ -46,6 +46,76 @@ pub fn wait(
     }
 }
 
+/// How long a writer waits for the socket to report writability before it tries the send again.
+///
+/// Unix: never; `poll` is trusted. Windows: a send may succeed while `select` and `WSAPoll` do not
+/// yet report the socket writable. Windows itself reports writability as soon as a send can make
+/// progress, but Wine relays the host's `POLLOUT` (Wine's server maps `POLLOUT` to
+/// `AFD_POLL_WRITE`), and Linux sets `POLLOUT` on a TCP socket only once the free send space is at
+/// least half of the bytes still queued (`sk_stream_is_writeable`), while `send` takes bytes as
+/// soon as any space is free. With a large auto-tuned send buffer and a slowly reading peer that
+/// difference is seconds, so a flush could miss its deadline with the peer draining all along.
+/// Trying the send again is the authoritative test, so waits are cut short: 1 ms at first,
+/// doubling while the peer takes nothing up to 50 ms (a peer that reads nothing costs at most 20
+/// failed sends a second), back to 1 ms after each send that made progress.
+#[derive(Debug)]
+pub struct WriteRetry {
+    #[cfg(windows)]
+    next: Duration,
+}
+
+impl Default for WriteRetry {
+    fn default() -> Self {
+        WriteRetry {
+            #[cfg(windows)]
+            next: WRITE_RETRY_FIRST,
+        }
+    }
+}
+
+#[cfg(windows)]
+const WRITE_RETRY_FIRST: Duration = Duration::from_millis(1);
+
+impl WriteRetry {
+    /// A send made progress: the next wait is short again.
+    pub fn progressed(&mut self) {
+        #[cfg(windows)]
+        {
+            self.next = WRITE_RETRY_FIRST;
+        }
+    }
+}
+
+/// Waits until a send on `sock` may make progress, `stop` is set, or the deadline passes: Ok(true)
+/// means "send again" (on Windows also when only the retry interval of `retry` ran out), Ok(false)
+/// that the deadline passed first.
+pub fn wait_writable(
+    sock: &Socket,
+    deadline: &Deadline,
+    stop: &AtomicBool,
+    retry: &mut WriteRetry,
+) -> io::Result<bool> {
+    #[cfg(not(windows))]
+    {
+        let _ = retry;
+        wait(sock, Interest::Write, deadline, stop)
+    }
+    #[cfg(windows)]
+    {
+        if stop.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let slice = deadline.remaining().min(retry.next);
+        retry.next = (retry.next * 2).min(WAIT_SLICE);
+        match poll_one(sock, Interest::Write, slice) {
+            Ok(true) => Ok(true),
+            Ok(false) => Ok(!deadline.passed()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(!deadline.passed()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// The flag that keeps a send on a closed connection from raising SIGPIPE, where `send` has one
 /// (macOS/iOS: SO_NOSIGPIPE is set when the socket is created instead; Windows has no SIGPIPE).
 #[cfg(any(

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use socket2::Socket;
 
 use super::deadline::Deadline;
-use super::sys::{self, ArmedTimeout, Interest};
+use super::sys::{self, ArmedTimeout, WriteRetry};
 use crate::proto::segment::{self, DT_OVERHEAD};
 
 /// DTs per vectored write for large messages: 1024 slices (16 KiB on the stack), within IOV_MAX
@@ -39,6 +39,7 @@ pub fn write_all(
     armed: Option<&ArmedTimeout>,
 ) -> Result<usize, WriteError> {
     let mut sent = 0;
+    let mut retry = WriteRetry::default();
     while !bufs.is_empty() {
         let result = match armed {
             Some(armed) => sys::send_within(sock, bufs, deadline, armed),
@@ -47,10 +48,11 @@ pub fn write_all(
         match result {
             Ok(n) => {
                 sent += n;
+                retry.progressed();
                 IoSlice::advance_slices(&mut bufs, n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match sys::wait(sock, Interest::Write, deadline, stop) {
+                match sys::wait_writable(sock, deadline, stop, &mut retry) {
                     Ok(true) => {}
                     Ok(false) => return Err(WriteError::Deadline { sent }),
                     Err(error) => return Err(WriteError::Io { sent, error }),
