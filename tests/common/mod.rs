@@ -1,4 +1,5 @@
-//! Shared helpers for integration tests that drive the library through its C ABI:
+//! Shared helpers of the integration tests. For the tests that drive the library through its C
+//! ABI:
 //!
 //! - [`Conn`]: a small safe wrapper over the `iso_*` connection functions (the handle is destroyed
 //!   on drop), with [`Conn::expect`] to assert a result code together with a piece of the
@@ -8,8 +9,17 @@
 //! - packet builders (`tpkt`, `dt`, `cc`, `dr`, `er`, `hex`) and [`bounded`], a watchdog that
 //!   fails a test instead of letting it hang.
 //!
-//! Not every test file uses every helper.
+//! For the tests that run other programs:
+//!
+//! - [`process`]: running a program with a time limit, its outputs captured;
+//! - [`examples`]: building the C programs of examples-c/.
+//!
+//! Every test binary that needs a helper declares `mod common;` and so compiles all of it.
+// Each test binary uses only part of this module; the rest would warn as dead code there.
 #![allow(dead_code)]
+
+pub mod examples;
+pub mod process;
 
 use std::ffi::{CStr, CString};
 use std::io::{self, Read, Write};
