@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::conn::*;
+use common::packets::*;
+use common::peer::*;
 use isotcp::ffi::conn as c;
 
 const LIMIT: Duration = Duration::from_secs(15);
