@@ -8,8 +8,8 @@
 //!   then runs the test's script against the raw stream (`PeerConn`), so it can misbehave at
 //!   will; `bounded`, a watchdog that fails a test instead of letting it hang; fault injection,
 //!   timing and recovery checks;
-//! - [`packets`]: packet builders (`tpkt`, `dt`, `cc`, `dr`, `er`), test payloads, and `hex`,
-//!   hex text to bytes.
+//! - [`packets`]: packet builders (`tpkt`, `dt`, `cc`, `dr`, `er`), test payloads, and hex
+//!   text both ways (`hex` parses it, `to_hex` prints it).
 //!
 //! For the tests that run other programs:
 //!

@@ -1,11 +1,19 @@
 //! Packets as a peer writes them (`tpkt`, `dt`, `msg`, `fragments`, `cc`, `dr`, `er`), the
-//! default CR, test payloads, and hex text.
+//! default CR, test payloads, and hex text both ways ([`hex`] parses it, [`to_hex`] prints it).
 
 /// "03 00 00 16" -> bytes.
 pub fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace()
         .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
         .collect()
+}
+
+/// Bytes -> "03 00 00 16", in lower case.
+pub fn to_hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A TPKT around `tpdu`.
