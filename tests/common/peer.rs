@@ -316,6 +316,15 @@ pub fn connected_with<T: Send + 'static>(
     (conn, peer)
 }
 
+/// Connects to a peer answering `answer`, after `setup`; returns the handle and the code.
+pub fn connect_answered(answer: Vec<u8>, setup: impl FnOnce(&Conn)) -> (Conn, i32, Peer<Vec<u8>>) {
+    let peer = Peer::answering(answer);
+    let conn = Conn::local(peer.port());
+    setup(&conn);
+    let rc = conn.connect(LONG_MS);
+    (conn, rc, peer)
+}
+
 /// A port on 127.0.0.1 with nothing listening (bound, then released).
 pub fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
