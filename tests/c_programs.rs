@@ -17,8 +17,9 @@
 
 #![cfg(not(miri))] // runs compilers and other processes
 
-#[path = "support/process.rs"]
-mod process;
+mod common;
+
+use common::process;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read};

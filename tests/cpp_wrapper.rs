@@ -9,10 +9,9 @@
 //! `target/cpp-tests/`. The compiler is $CXX or g++; without one the test is a SKIP unless
 //! ISOTCP_REQUIRE_PEERS=1.
 
-#[path = "support/process.rs"]
-mod process;
+mod common;
 
-use process::{output_within as run_limited, text};
+use common::process::{output_within as run_limited, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -40,7 +40,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::*;
+use common::conn::*;
+use common::packets::*;
+use common::peer::*;
 
 /// Watchdog of one case (the case itself takes a few seconds at most).
 const WATCHDOG: Duration = Duration::from_secs(20);

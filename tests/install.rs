@@ -15,10 +15,9 @@
 //! `<target>/install-test/`. Needs make, gcc, g++, readelf, pkg-config and cmake (.ci/setup-packaging
 //! installs the last three); a missing one is a SKIP unless ISOTCP_REQUIRE_PEERS=1.
 
-#[path = "support/process.rs"]
-mod process;
+mod common;
 
-use process::{output_within as run_limited, text};
+use common::process::{output_within as run_limited, text};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

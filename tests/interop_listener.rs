@@ -5,8 +5,9 @@
 //! The python venvs come from ISOTCP_VENV_PY3 / ISOTCP_VENV_NATIVE (python executables; defaults
 //! under /opt). Missing: SKIP, unless ISOTCP_REQUIRE_PEERS=1.
 
-#[path = "support/examples.rs"]
-mod examples;
+mod common;
+
+use common::examples;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -2,11 +2,14 @@
 //! misbehave during the handshake. (Interop with python-snap7's and snap7's clients is in
 //! tests/interop_listener.rs.)
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::ptr::null_mut;
 use std::time::{Duration, Instant};
 
+use common::packets::hex;
 use isotcp::ffi::codes::*;
 use isotcp::ffi::conn::*;
 use isotcp::ffi::listener::*;
@@ -126,12 +129,6 @@ fn raw_exchange(port: u16, send: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got);
     got
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect()
 }
 
 #[test]

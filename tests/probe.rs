@@ -3,8 +3,9 @@
 //! and a closed port. Checks what the engineer would read: reachability, CC or DR reason, the
 //! scan's list of accepted TSAPs, and the exit status.
 
-#[path = "support/examples.rs"]
-mod examples;
+mod common;
+
+use common::examples;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -11,8 +11,9 @@
 
 #![cfg(not(miri))] // runs other processes
 
-#[path = "support/process.rs"]
-mod process;
+mod common;
+
+use common::process;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

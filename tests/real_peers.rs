@@ -9,6 +9,8 @@
 //! the tests needing it print a SKIP line and pass, unless ISOTCP_REQUIRE_PEERS=1, which turns a
 //! missing peer into a failure (.ci/run sets it).
 
+mod common;
+
 use std::ffi::{CStr, CString};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::packets::to_hex;
 use isotcp::ffi::codes::*;
 use isotcp::ffi::conn::*;
 use isotcp::ffi::trace::*;
@@ -385,35 +388,35 @@ fn be16(b: &[u8]) -> usize {
 /// Checks an S7 ack-data header (0x32 0x03, error class/code 0, lengths consistent) and
 /// returns (parameters, data).
 fn s7_ack(resp: &[u8], pdu_ref: u16) -> (&[u8], &[u8]) {
-    assert!(resp.len() >= 12, "S7 answer too short: {}", hex(resp));
-    assert_eq!(resp[0], 0x32, "not S7: {}", hex(resp));
-    assert_eq!(resp[1], 0x03, "not an ack-data: {}", hex(resp));
+    assert!(resp.len() >= 12, "S7 answer too short: {}", to_hex(resp));
+    assert_eq!(resp[0], 0x32, "not S7: {}", to_hex(resp));
+    assert_eq!(resp[1], 0x03, "not an ack-data: {}", to_hex(resp));
     assert_eq!(
         be16(&resp[4..6]),
         pdu_ref as usize,
         "PDU reference: {}",
-        hex(resp)
+        to_hex(resp)
     );
     assert_eq!(
         (resp[10], resp[11]),
         (0, 0),
         "S7 error class/code: {}",
-        hex(resp)
+        to_hex(resp)
     );
     let (pl, dl) = (be16(&resp[6..8]), be16(&resp[8..10]));
-    assert_eq!(resp.len(), 12 + pl + dl, "S7 lengths: {}", hex(resp));
+    assert_eq!(resp.len(), 12 + pl + dl, "S7 lengths: {}", to_hex(resp));
     (&resp[12..12 + pl], &resp[12 + pl..])
 }
 
 /// The negotiated PDU length from a setup-communication answer.
 fn s7_setup_pdu(resp: &[u8]) -> u16 {
     let (param, data) = s7_ack(resp, 0);
-    assert_eq!(param.len(), 8, "setup parameters: {}", hex(resp));
+    assert_eq!(param.len(), 8, "setup parameters: {}", to_hex(resp));
     assert_eq!(
         param[0],
         0xF0,
         "not a setup-communication answer: {}",
-        hex(resp)
+        to_hex(resp)
     );
     assert!(data.is_empty());
     u16::from_be_bytes([param[6], param[7]])
@@ -422,31 +425,24 @@ fn s7_setup_pdu(resp: &[u8]) -> u16 {
 /// The bytes of a one-item read answer of `count` bytes.
 fn s7_read_data(resp: &[u8], pdu_ref: u16, count: usize) -> Vec<u8> {
     let (param, data) = s7_ack(resp, pdu_ref);
-    assert_eq!(param, [0x04, 0x01], "read parameters: {}", hex(resp));
-    assert!(data.len() >= 4, "read data: {}", hex(resp));
-    assert_eq!(data[0], 0xFF, "item return code: {}", hex(resp));
-    assert_eq!(data[1], 0x04, "item transport size: {}", hex(resp));
+    assert_eq!(param, [0x04, 0x01], "read parameters: {}", to_hex(resp));
+    assert!(data.len() >= 4, "read data: {}", to_hex(resp));
+    assert_eq!(data[0], 0xFF, "item return code: {}", to_hex(resp));
+    assert_eq!(data[1], 0x04, "item transport size: {}", to_hex(resp));
     assert_eq!(
         be16(&data[2..4]),
         count * 8,
         "item length in bits: {}",
-        hex(resp)
+        to_hex(resp)
     );
-    assert_eq!(data.len(), 4 + count, "item data: {}", hex(resp));
+    assert_eq!(data.len(), 4 + count, "item data: {}", to_hex(resp));
     data[4..].to_vec()
 }
 
 fn s7_write_ok(resp: &[u8], pdu_ref: u16) {
     let (param, data) = s7_ack(resp, pdu_ref);
-    assert_eq!(param, [0x05, 0x01], "write parameters: {}", hex(resp));
-    assert_eq!(data, [0xFF], "write item return code: {}", hex(resp));
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    assert_eq!(param, [0x05, 0x01], "write parameters: {}", to_hex(resp));
+    assert_eq!(data, [0xFF], "write item return code: {}", to_hex(resp));
 }
 
 fn db1(start: usize, count: usize) -> Vec<u8> {
@@ -510,7 +506,7 @@ fn request_builders_match_the_reference_bytes() {
     assert_eq!(s7_read(1, 1, 0, 4), READ_DB1_4);
     // Write of 2 bytes to DB2.DBB10, as Wireshark decodes it.
     assert_eq!(
-        hex(&s7_write(7, 2, 10, &[0xAB, 0xCD])),
+        to_hex(&s7_write(7, 2, 10, &[0xAB, 0xCD])),
         "32 01 00 00 00 07 00 0e 00 06 05 01 12 0a 10 02 00 02 00 02 84 00 00 50 00 04 00 10 ab cd"
     );
 }

@@ -1,6 +1,9 @@
 //! The byte vectors of wire.md (section 7, and the captures of sections 3, 5 and 6 it refers
 //! to) against `isotcp::proto`: byte-exact encodes, decodes, and rejections with their error.
 
+mod common;
+
+use common::packets::hex;
 use isotcp::proto::cotp::{self, param, Tpdu};
 use isotcp::proto::handshake::{check_answer, ConnectAnswer, ConnectRequest, Negotiated};
 use isotcp::proto::responder::{encode_cc, granted_tpdu, parse_cr, reason, CrInfo};
@@ -8,12 +11,6 @@ use isotcp::proto::segment::{segments, Assembled, Limits, Reassembler};
 use isotcp::proto::tpkt::{self, Framer};
 use isotcp::proto::tsap::{snap7_routing_params, S7Route, Tsap};
 use isotcp::proto::ProtoError;
-
-fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect()
-}
 
 /// Feeds `stream` into a fresh framer, one byte at a time and all at once, and returns the
 /// TPDUs both ways gave (they must agree), with the error that stopped the stream if any.

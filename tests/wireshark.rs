@@ -6,11 +6,14 @@
 //! Needs dumpcap and tshark (Debian's tshark package) and the right to capture on `lo` (root in
 //! CI). Without them it prints SKIP, unless ISOTCP_REQUIRE_TSHARK=1, which makes that a failure.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::ptr::null_mut;
 use std::time::{Duration, Instant};
 
+use common::packets::hex;
 use isotcp::ffi::codes::*;
 use isotcp::ffi::conn::*;
 use isotcp::ffi::listener::*;
@@ -94,12 +97,6 @@ fn tshark(file: &std::path::Path, port: u16, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect()
 }
 
 fn recv(c: *mut iso_conn) -> Vec<u8> {

@@ -163,6 +163,7 @@ pub fn check_answer(req: &ConnectRequest, tpdu: &[u8]) -> Result<ConnectAnswer, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::test_util::hex;
 
     fn default_req() -> ConnectRequest {
         ConnectRequest {
@@ -171,12 +172,6 @@ mod tests {
             tpdu_size: 1024,
             extra: vec![],
         }
-    }
-
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
     }
 
     #[test]

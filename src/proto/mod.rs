@@ -96,3 +96,14 @@ fn version_detail(b: u8) -> String {
         format!("byte 0x{b:02X}: the peer does not speak ISO on TCP (RFC 1006), or the stream lost its alignment")
     }
 }
+
+/// Helpers shared by the unit tests of the protocol modules.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// "11 E0 00 00" -> bytes.
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+}

@@ -179,12 +179,7 @@ pub fn encode_cc(cr: &CrInfo, our_ref: u16, tpdu_size: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
+    use crate::proto::test_util::hex;
 
     #[test]
     fn default_cr_gets_a_22_byte_cc_echoing_both_tsaps() {

@@ -116,12 +116,7 @@ impl S7Route {
 mod tests {
     use super::super::handshake::ConnectRequest;
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
+    use crate::proto::test_util::hex;
 
     #[test]
     fn rack_slot_tsaps() {

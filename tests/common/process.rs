@@ -16,13 +16,11 @@ pub struct Finished {
 }
 
 impl Finished {
-    #[allow(dead_code)]
     pub fn success(&self) -> bool {
         self.status.is_some_and(|s| s.success())
     }
 
     /// stdout then stderr, and a line saying so when the program was killed.
-    #[allow(dead_code)]
     pub fn text(&self) -> String {
         let mut t = format!("{}{}", self.stdout, self.stderr);
         if self.status.is_none() {
@@ -71,7 +69,6 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> Finished {
 
 /// As [`run_limited`], for tests that want a plain `Output`; running past `limit` fails the
 /// test with whatever the program printed.
-#[allow(dead_code)]
 pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
     let shown = format!("{cmd:?}");
     let done = run_limited(cmd, limit);
@@ -89,7 +86,6 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output
 }
 
 /// stdout then stderr of an `Output`, as text.
-#[allow(dead_code)]
 pub fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
