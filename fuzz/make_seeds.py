@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora fuzz/seeds/<target>/ from the byte vectors of wire.md (section 7 and
-the captures of sections 3, 5 and 6), each wrapped in its target's input layout (see the
+"""Writes the seed corpora fuzz/seeds/<target>/ from the byte vectors of docs/PROTOCOL.md
+(§9), each wrapped in its target's input layout (see the
 comment at the top of each fuzz_targets/*.rs). Run it from anywhere; it rewrites every seed."""
 
 import os
@@ -22,7 +22,7 @@ def dt(payload, eot=True):
     return tpkt(bytes([2, 0xF0, 0x80 if eot else 0x00]) + payload)
 
 
-# wire.md section 7: S7 payloads carried in DTs.
+# docs/PROTOCOL.md §9.5: S7 payloads carried in DTs.
 S7_SETUP = h("32 01 00 00 00 00 00 08 00 00 F0 00 00 01 00 01 01 E0")
 S7_READ = h("32 01 00 00 00 01 00 0E 00 00 04 01 12 0A 10 02 00 04 00 01 84 00 00 00")
 
@@ -58,7 +58,7 @@ DT_BAD_LI = h("03 F0 80 32")
 DT_BAD_TYPE = h("02 E0 80 32")
 DT_BAD_NR = h("02 F0 81 32")
 
-# TPKT streams of section 7.
+# TPKT streams of docs/PROTOCOL.md §9.1.
 TPKT_OK = h("03 00 00 07 02 F0 80")
 TPKT_RESERVED = h("03 FF 00 07 02 F0 80")
 TPKT_VERSION = h("04 00 00 07 02 F0 80")

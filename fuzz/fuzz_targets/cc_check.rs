@@ -1,6 +1,6 @@
 //! CC validation: any bytes as the answer to a CR, checked against three fixed requests (the
 //! default 0x0100 -> 0x0102 at 1024, a 128-byte offer, and an S7CommPlus-style string TSAP at
-//! 8192). The outcome must follow the rules of wire.md section 3, computed here independently:
+//! 8192). The outcome must follow docs/PROTOCOL.md §4.2 and §4.3, computed here independently:
 //! DR -> refused, ER -> rejected, DT/CR -> not a CC, class != 0 -> error, C0 and F0 together ->
 //! error, C0 of length 1 with a code in 0x07..0x10 -> min(2^code, offer), F0 of 1..4 bytes and
 //! non-zero -> min(value * 128, offer), neither -> min(128, offer).
@@ -37,7 +37,7 @@ fn requests() -> [ConnectRequest; 3] {
     ]
 }
 
-/// The TPDU size a CC with these parameters gives, by the rules of wire.md section 3.
+/// The TPDU size a CC with these parameters gives, by the rules of docs/PROTOCOL.md §4.3.
 fn expected_size(
     req: &ConnectRequest,
     c0: Option<&[u8]>,

@@ -12,7 +12,7 @@ pub const DR: u8 = 0x80;
 pub const DT: u8 = 0xF0;
 pub const ER: u8 = 0x70;
 
-/// Parameter codes (wire.md section 2).
+/// Parameter codes (docs/PROTOCOL.md §3.8).
 pub mod param {
     pub const TPDU_SIZE: u8 = 0xC0;
     pub const CALLING_TSAP: u8 = 0xC1;
@@ -256,7 +256,7 @@ pub fn encode_er(dst_ref: u16, cause: u8, rejected: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Text for a DR reason code (wire.md section 2).
+/// Text for a DR reason code (docs/PROTOCOL.md §3.9).
 pub fn dr_reason_text(reason: u8) -> &'static str {
     match reason {
         0x00 => "reason not specified",

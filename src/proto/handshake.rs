@@ -1,6 +1,6 @@
 //! Connection set-up: the CR we send, the CC we accept, and the TPDU size both sides use.
 //!
-//! Rules (wire.md section 3): parameters go out in the order C1, C2, C0 (LOGO! 0BA7 needs it),
+//! Rules (docs/PROTOCOL.md §4): parameters go out in the order C1, C2, C0 (LOGO! 0BA7 needs it),
 //! then any routing parameters. The CC's C0 (or F0) sets the size for both directions, capped to
 //! what we offered; a CC without either means 128.
 

@@ -1,6 +1,6 @@
 //! The passive side of connection set-up: judging a CR and building the CC or the DR.
 //!
-//! Our CC (wire.md section 3, issue contract): DST-REF = the CR's SRC-REF, a non-zero SRC-REF,
+//! Our CC (docs/PROTOCOL.md §4.6, issue contract): DST-REF = the CR's SRC-REF, a non-zero SRC-REF,
 //! class 0, C0 = min(requested, our maximum) (128 when the CR had none), then both TSAPs echoed,
 //! so clients that insist on a 22-byte CC (snap7, Sharp7, gos7) connect.
 

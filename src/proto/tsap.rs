@@ -1,4 +1,4 @@
-//! TSAPs (transport service access points) and the two routing encodings (wire.md sections 5, 6).
+//! TSAPs (transport service access points) and the two routing encodings (docs/PROTOCOL.md §6, §7).
 
 use std::fmt;
 
