@@ -864,7 +864,7 @@ def section_s7(groups):
     L.append("## S7 against the native snap7 server (snap7 1.4.2 from python-snap7 2.0.2)")
     L.append("")
     L.append("Microseconds per operation. isotcp and the raw floor send the same S7 bytes as the native client "
-             "(setup communication with PDU 480 once, then the read request of wire.md section 7).")
+             "(setup communication with PDU 480 once, then the read request of docs/PROTOCOL.md §9.5).")
     L.append("")
     L.append("| workload | native snap7 client | isotcp | raw TCP | snap7/isotcp | isotcp/raw | "
              "per-round snap7/isotcp | client CPU µs snap7 / isotcp / raw | target | |")

@@ -715,7 +715,7 @@ static void run_idle(const opts_t *o) {
 /* ------------------------------------------------------------------------------------------ */
 /* S7 against the native snap7 server: isotcp vs the native snap7 client                       */
 
-/* S7 setup communication (PDU 480) and a read of 4 bytes of DB1 at offset 0 (wire.md 7). */
+/* S7 setup communication (PDU 480) and a read of 4 bytes of DB1 at offset 0 (docs/PROTOCOL.md §9.5). */
 static const uint8_t S7_SETUP[] = {0x32, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08, 0x00,
                                    0x00, 0xF0, 0x00, 0x00, 0x01, 0x00, 0x01, 0x01, 0xE0};
 static const uint8_t S7_READ4[] = {0x32, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x0E, 0x00, 0x00, 0x04, 0x01,

@@ -10,7 +10,7 @@
  * Per connection it reads TPKT packets (4-byte header, then the body) out of what the socket
  * delivers and answers:
  *   - CR: a 22-byte CC (DST-REF = the CR's SRC-REF, SRC-REF 0x0001, class 0, C0 = the TPDU size
- *     the CR asked for, both TSAPs echoed; wire.md section 3);
+ *     the CR asked for, both TSAPs echoed; docs/PROTOCOL.md §4.6);
  *   - DT: collected up to the DT with EOT, then the whole message (every DT of it) is written
  *     back as the same bytes, with one write;
  *   - DR: the connection is closed.

@@ -462,7 +462,7 @@ fn read(c: &Conn, pdu_ref: u16, db: u16, start: u32, count: u16) -> Vec<u8> {
     )
 }
 
-/// The fixed 4-byte read of DB1.DBB0 from peers.md.
+/// The fixed 4-byte read of DB1.DBB0 of docs/PROTOCOL.md §9.5.
 fn read_db1_4(c: &Conn) {
     let resp = c.request(&READ_DB1_4);
     assert_eq!(s7_read_data(&resp, 1, 4), [0, 1, 2, 3]);
@@ -545,7 +545,7 @@ fn larger_read() {
 #[test]
 fn answers_larger_than_the_tpdu_size_are_accepted() {
     // TPDU 128: neither server segments what it sends, so a 218-byte answer arrives as one DT
-    // larger than the negotiated size, which the library must accept (wire.md section 4).
+    // larger than the negotiated size, which the library must accept (docs/PROTOCOL.md §5.2).
     both(
         "answers_larger_than_the_tpdu_size_are_accepted",
         |f, test| {
@@ -783,7 +783,7 @@ fn reconnect_on_the_same_handle() {
 
 #[test]
 fn buffered_answer_stays_readable_after_the_server_dies() {
-    // contract-notes.md: check_connection says 0 once the peer closed, but messages already
+    // docs/PROTOCOL.md §5.5: check_connection says 0 once the peer closed, but messages already
     // received stay readable; after the last one, ISO_E_CLOSED.
     both(
         "buffered_answer_stays_readable_after_the_server_dies",

@@ -1,5 +1,6 @@
-//! The byte vectors of wire.md (section 7, and the captures of sections 3, 5 and 6 it refers
-//! to) against `isotcp::proto`: byte-exact encodes, decodes, and rejections with their error.
+//! The byte vectors of docs/PROTOCOL.md §9 (and the set-up, TSAP and routing rules of §4, §6
+//! and §7 they illustrate) against `isotcp::proto`: byte-exact encodes, decodes, and rejections
+//! with their error.
 
 mod common;
 
@@ -52,7 +53,7 @@ fn confirmed(req: &ConnectRequest, tpdu: &[u8]) -> Negotiated {
     }
 }
 
-// ---- Section 7: TPKT ----
+// ---- docs/PROTOCOL.md §9.1: TPKT ----
 
 #[test]
 fn tpkt_accepts_the_smallest_packet() {
@@ -116,7 +117,7 @@ fn tpkt_longer_than_the_receive_limit_is_refused_from_its_header() {
     assert!(f.capacity() <= 1024 + 64);
 }
 
-// ---- Section 7: DT headers ----
+// ---- docs/PROTOCOL.md §9.2: DT headers ----
 
 #[test]
 fn dt_header_with_eot() {
@@ -175,7 +176,7 @@ fn the_passive_side_refuses_a_dt_instead_of_a_cr() {
     assert_eq!(r.reason, reason::PROTOCOL_ERROR);
 }
 
-// ---- Section 7: S7 payloads carried in DTs ----
+// ---- docs/PROTOCOL.md §9.5: S7 payloads carried in DTs ----
 
 const S7_SETUP: &str = "32 01 00 00 00 00 00 08 00 00 F0 00 00 01 00 01 01 E0";
 const S7_READ: &str = "32 01 00 00 00 01 00 0E 00 00 04 01 12 0A 10 02 00 04 00 01 84 00 00 00";
@@ -276,7 +277,7 @@ fn reassembly_limits() {
     );
 }
 
-// ---- Section 3: connection set-up ----
+// ---- docs/PROTOCOL.md §4 and §9.3: connection set-up ----
 
 const CR_DEFAULT: &str = "03 00 00 16 11 E0 00 00 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A";
 
@@ -454,7 +455,7 @@ fn refusals_with_dr_and_er() {
     );
 }
 
-// ---- Section 5: TSAPs ----
+// ---- docs/PROTOCOL.md §6 and §9.4: TSAPs ----
 
 #[test]
 fn string_tsap_cr_is_byte_exact() {
@@ -484,7 +485,7 @@ fn s7_tsaps_use_rack_shifted_by_5() {
     assert_eq!(Tsap::new(&[0; 33]), Err(ProtoError::BadTsapLen(33)));
 }
 
-// ---- Section 6: routing ----
+// ---- docs/PROTOCOL.md §7 and §9.4: routing ----
 
 #[test]
 fn python_snap7_routing_cr_is_byte_exact() {

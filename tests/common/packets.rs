@@ -74,7 +74,7 @@ pub fn er(cause: u8) -> Vec<u8> {
     tpkt(&[8, 0x70, 0x00, 0x01, cause, 0xC1, 0x02, 0x11, 0xE0])
 }
 
-/// The default CR (local 0x0100, remote 0x0102, TPDU 1024) per wire.md.
+/// The default CR (local 0x0100, remote 0x0102, TPDU 1024) of docs/PROTOCOL.md §4.1.
 pub fn default_cr() -> Vec<u8> {
     hex("03 00 00 16 11 E0 00 00 00 01 00 C1 02 01 00 C2 02 01 02 C0 01 0A")
 }

@@ -54,7 +54,7 @@ fn endless_empty_fragments_hit_the_default_fragment_limit() {
 #[test]
 fn a_long_cc_is_accepted_even_with_the_smallest_message_limit() {
     // A CC's TPDU may have LI up to 254: a TPKT of up to 259 bytes. With unknown parameters
-    // skipped (wire.md 3), such a CC is valid whatever the message limit.
+    // skipped (docs/PROTOCOL.md §3.8), such a CC is valid whatever the message limit.
     run(|| {
         let filler = vec![0u8; 243];
         let answer = cc(&[(0xC0, &[0x0A]), (0xC3, &filler)]);

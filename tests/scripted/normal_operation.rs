@@ -87,7 +87,7 @@ fn data_right_after_the_cc_in_the_same_write_is_kept() {
 
 #[test]
 fn large_dt_beyond_the_tpdu_size_is_accepted_and_sends_are_segmented_at_1024() {
-    // wire.md 4: peers do not segment what they send, so a 10000-byte DT is fine after TPDU 1024.
+    // docs/PROTOCOL.md §5.2: peers do not segment what they send, so a 10000-byte DT is fine after TPDU 1024.
     run(|| {
         let big = pattern(3, 10_000);
         let (conn, peer) = connected(|p| {
