@@ -140,6 +140,18 @@ def seeds():
         tpkt(CC_PYSNAP7) + dt(S7_SETUP, eot=False) + tpkt(DT_BAD_NR) + dt(S7_READ) + tpkt(DR_CONGESTION)
     )
 
+    def transfer_seed(stream, max_message=4095, max_fragments=64, cap=64, chunk=7):
+        return bytes([max_message >> 8, max_message & 0xFF, max_fragments, cap, chunk - 1]) + stream
+
+    fragmented = dt(S7_SETUP[:9], eot=False) + dt(S7_SETUP[9:18], eot=False) + dt(S7_SETUP[18:])
+    yield "transfer", "s7_setup_whole", transfer_seed(dt(S7_SETUP) + dt(S7_READ))
+    yield "transfer", "s7_setup_fragments", transfer_seed(fragmented + dt(S7_READ), cap=255, chunk=1)
+    yield "transfer", "outgrows_buffer", transfer_seed(fragmented, cap=10, chunk=3)
+    yield "transfer", "funny_packet_then_dr", transfer_seed(dt(b"") + dt(S7_READ) + tpkt(DR_CONGESTION))
+    yield "transfer", "er_mid_message", transfer_seed(dt(S7_SETUP, eot=False) + tpkt(ER_QUOTING))
+    yield "transfer", "cc_mid_session", transfer_seed(dt(S7_READ) + tpkt(CC_PYSNAP7))
+    yield "transfer", "over_limits", transfer_seed(fragmented, max_message=20, max_fragments=2)
+
 
 def main():
     root = os.path.join(HERE, "seeds")

@@ -485,6 +485,7 @@ proptest! {
                     }
                     prop_assert_eq!(r.in_progress(), fragments > 0);
                 }
+                Ok(Assembled::Delivered(_)) => unreachable!("no destination was offered"),
                 Err(e) => {
                     prop_assert!(e.is_size_limit());
                     prop_assert!(held + len > max_message || fragments == max_fragments);
@@ -527,6 +528,7 @@ proptest! {
                             r.take();
                         }
                         Ok(Assembled::Pending) => {}
+                        Ok(Assembled::Delivered(_)) => unreachable!("no destination was offered"),
                         Err(_) => break 'feed,
                     }
                     prop_assert!(r.capacity() <= (2 * max_message).max(8));

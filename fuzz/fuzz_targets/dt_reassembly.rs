@@ -112,6 +112,7 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!(reasm.message(), None);
                         assert_eq!(reasm.in_progress(), model.fragments > 0);
                     }
+                    Ok(Assembled::Delivered(_)) => unreachable!("no destination was offered"),
                     Err(e) => {
                         assert!(e.is_size_limit());
                         reasm.clear();

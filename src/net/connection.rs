@@ -23,12 +23,12 @@ use super::sys;
 use super::trace::Tracer;
 use super::transmit::{self, OutQueue, WriteError};
 use crate::error::{Error, Result};
-use crate::proto::cotp::{self, Tpdu};
-use crate::proto::handshake::{self, ConnectAnswer, ConnectRequest, Negotiated};
-use crate::proto::segment::{self, Assembled, Limits, Reassembler};
-use crate::proto::tpkt::{self, Framer};
+use crate::proto::cotp;
+use crate::proto::handshake::{ConnectAnswer, ConnectRequest, Negotiated};
+use crate::proto::segment::{self, Destination, Limits};
+use crate::proto::tpkt::Framer;
+use crate::proto::transfer::{Progress, Receiver, Tap};
 use crate::proto::tsap::Tsap;
-use crate::proto::ProtoError;
 
 /// Default maximum message size (send and receive).
 pub const DEFAULT_MAX_MESSAGE: usize = 65_536;
@@ -42,12 +42,6 @@ pub const DEFAULT_MAX_QUEUED: usize = 256 << 10;
 pub const MAX_MAX_QUEUED: usize = 256 << 20;
 /// Default limit on DTs per received message.
 pub const DEFAULT_MAX_FRAGMENTS: u32 = 4096;
-/// Room offered to each socket read beyond what the packet in progress needs.
-const READ_CHUNK: usize = 4096;
-/// The same while a segmented message is arriving: its DTs follow each other, and larger reads
-/// mean fewer system calls (a 64 KiB message in about 4 reads instead of 16). Only connections
-/// that receive segmented messages grow their buffer to this.
-const READ_CHUNK_SEGMENTED: usize = 16 << 10;
 
 /// Everything set before connecting. Defaults match python-snap7's ISOTCPConnection.
 #[derive(Clone, Debug)]
@@ -96,16 +90,11 @@ impl Config {
         }
     }
 
-    fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_message: self.max_message,
             max_fragments: self.max_fragments,
         }
-    }
-
-    /// Longest TPKT we accept: a whole message in one DT, but never less than a CC can need.
-    pub(crate) fn max_packet(&self) -> usize {
-        (self.max_message + segment::DT_OVERHEAD).clamp(256, tpkt::MAX_PACKET)
     }
 }
 
@@ -205,30 +194,10 @@ struct Link {
     ended: Option<String>,
 }
 
+/// The receive side: the protocol's receiver and the socket's receive-timeout cache.
 struct Rx {
-    framer: Framer,
-    reasm: Reassembler,
+    receiver: Receiver,
     armed: sys::ArmedTimeout,
-}
-
-/// Progress of the receive side over what is buffered.
-enum Step {
-    /// A whole message is ready: in the reassembler, or as the single DT at the framer's head.
-    Ready,
-    NeedBytes,
-    /// The peer sent DR or ER.
-    PeerEnded(String),
-    /// A whole message of this length was assembled in the caller's buffer (`Direct`).
-    Delivered(usize),
-}
-
-/// A segmented message assembled straight into the caller's buffer by `recv`, which saves
-/// copying it through the reassembler. It never outlives the call: on an early return the part
-/// received moves into the reassembler.
-struct Direct<'a> {
-    buf: &'a mut [u8],
-    filled: usize,
-    fragments: u32,
 }
 
 /// What one read from the socket brought.
@@ -251,8 +220,7 @@ pub struct Connection {
 impl Connection {
     pub fn new(config: Config) -> Connection {
         let rx = Rx {
-            framer: Framer::new(config.max_packet(), READ_CHUNK),
-            reasm: Reassembler::new(config.limits()),
+            receiver: Receiver::new(config.limits()),
             armed: sys::ArmedTimeout::default(),
         };
         Connection {
@@ -270,15 +238,14 @@ impl Connection {
         config: Config,
         sock: Socket,
         negotiated: Negotiated,
-        mut framer: Framer,
+        framer: Framer,
     ) -> Connection {
-        framer.set_max_packet(config.max_packet());
-        framer.set_read_chunk(READ_CHUNK);
         // A failure here shows on the first receive or send, where it can be reported.
         let _ = sys::enter_transfer_mode(&sock);
         let live = Live::new(sock, negotiated, &config);
+        let config_limits = config.limits();
         let mut conn = Connection::new(config);
-        conn.rx.get_mut().framer = framer;
+        conn.rx.get_mut().receiver = Receiver::after_handshake(framer, config_limits);
         conn.link.get_mut().live = Some(Arc::new(live));
         conn.passive = true;
         conn
@@ -374,23 +341,20 @@ impl Connection {
         // The answer is read through the connection's own framer so that anything the peer sends
         // right after its CC stays buffered for the first receive.
         let mut rx = self.rx.lock();
-        rx.framer.clear();
         rx.armed.reset();
-        // A CC may carry long TSAPs whatever the message limit; only the TPKT maximum bounds it.
-        rx.framer.set_max_packet(tpkt::MAX_PACKET);
-        rx.reasm.clear();
-        rx.reasm.set_limits(cfg.limits());
+        rx.receiver.start_connect(cfg.limits());
+        let mut seen = |raw: &[u8]| self.trace.frame(false, raw);
         let answer = loop {
-            if let Some(tpdu) = rx.framer.peek_packet()? {
-                let answer = handshake::check_answer(&req, tpdu)?;
-                consume(&mut rx.framer, &self.trace);
-                rx.framer.set_max_packet(cfg.max_packet());
+            if let Some(answer) = rx
+                .receiver
+                .connect_answer(&req, tap(&self.trace, &mut seen))?
+            {
                 break answer;
             }
-            let Rx { framer, armed, .. } = &mut *rx;
+            let Rx { receiver, armed } = &mut *rx;
             match fill(
                 &sock,
-                framer,
+                receiver,
                 armed,
                 deadline,
                 &abort.stop,
@@ -560,8 +524,7 @@ impl Connection {
             }
         }
         if out.pending() > 0 {
-            let encoded =
-                message.len() + segment::segment_count(message.len(), tpdu) * segment::DT_OVERHEAD;
+            let encoded = segment::encoded_len(message.len(), tpdu);
             if out.pending() + encoded > live.max_queued {
                 return Err(Error::WouldBlock(Cow::Owned(format!(
                     "send queue holds {} bytes and this message needs {encoded} more, above the limit of {}: wait until the socket is writable and call iso_flush",
@@ -609,21 +572,23 @@ impl Connection {
     pub fn recv(&self, buf: &mut [u8], deadline: &Deadline) -> Result<usize> {
         let live = self.live()?;
         let mut rx = self.rx.lock();
-        let mut direct = Direct {
-            buf,
-            filled: 0,
-            fragments: 0,
-        };
-        let result = self.wait_message(&live, &mut rx, deadline, "receive", Some(&mut direct));
-        if direct.fragments > 0 {
-            // Ending early (timeout, error) with part of a message in the caller's buffer: it
-            // moves to the reassembler, where the next call continues it.
-            rx.reasm
-                .adopt(&direct.buf[..direct.filled], direct.fragments);
-        }
+        let mut dest = Destination::new(buf);
+        let result = self.wait_message(&live, &mut rx, deadline, "receive", Some(&mut dest));
+        // Ending early (timeout, error) with part of a message in the caller's buffer: it moves
+        // into the receiver, where the next call continues it.
+        rx.receiver.release(&mut dest);
         match result? {
             Some(n) => Ok(n),
-            None => deliver(&mut rx, direct.buf, &self.trace),
+            None => rx
+                .receiver
+                .take_message(
+                    dest.buf(),
+                    tap(&self.trace, &mut |raw| self.trace.frame(false, raw)),
+                )
+                .map_err(|e| Error::BufferTooSmall {
+                    needed: e.needed,
+                    cap: dest.buf().len(),
+                }),
         }
     }
 
@@ -644,17 +609,21 @@ impl Connection {
         rx: &mut Rx,
         deadline: &Deadline,
         what: &'static str,
-        mut direct: Option<&mut Direct<'_>>,
+        mut dest: Option<&mut Destination<'_>>,
     ) -> Result<Option<usize>> {
+        let mut seen = |raw: &[u8]| self.trace.frame(false, raw);
         loop {
-            match advance(rx, &live.limits, &self.trace, direct.as_deref_mut()) {
-                Ok(Step::Ready) => return Ok(None),
-                Ok(Step::Delivered(n)) => return Ok(Some(n)),
-                Ok(Step::NeedBytes) => {}
-                Ok(Step::PeerEnded(why)) => {
+            match rx
+                .receiver
+                .advance(dest.as_deref_mut(), tap(&self.trace, &mut seen))
+            {
+                Ok(Progress::Ready) => return Ok(None),
+                Ok(Progress::Delivered(n)) => return Ok(Some(n)),
+                Ok(Progress::NeedBytes) => {}
+                Ok(Progress::PeerEnded(end)) => {
                     // DR/ER ends the transport connection: release TCP too, so the peer is not
                     // left holding it until the caller disconnects. What is buffered stays readable.
-                    live.set_peer_ended(why);
+                    live.set_peer_ended(end.to_string());
                     let _ = live.sock.shutdown(Shutdown::Both);
                 }
                 Err(e) => return Err(self.fail(live, e.into())),
@@ -662,31 +631,23 @@ impl Connection {
             if let Some(why) = live.peer_ended() {
                 return Err(Error::Closed(why));
             }
-            let Rx {
-                framer,
-                armed,
-                reasm,
-            } = &mut *rx;
-            let partial = reasm.in_progress() || direct.as_ref().is_some_and(|d| d.fragments > 0);
-            framer.set_read_chunk(if partial {
-                READ_CHUNK_SEGMENTED
-            } else {
-                READ_CHUNK
-            });
-            let filled = fill(&live.sock, framer, armed, deadline, &live.stop, what);
+            let Rx { receiver, armed } = &mut *rx;
+            let filled = fill(&live.sock, receiver, armed, deadline, &live.stop, what);
             if !self.is_current(live) {
                 return Err(Self::disconnected_meanwhile());
             }
+            let closed_why = |base: String| match rx.receiver.cut_off(dest.as_deref()) {
+                Some(what) => format!("{base} {what}"),
+                None => base,
+            };
             match filled {
                 Ok(Fill::Data) => {}
                 Ok(Fill::Eof) => {
-                    live.set_peer_ended(closed_why(rx, partial, "connection closed by peer".into()))
+                    live.set_peer_ended(closed_why("connection closed by peer".into()))
                 }
-                Ok(Fill::Reset(e)) => live.set_peer_ended(closed_why(
-                    rx,
-                    partial,
-                    format!("connection reset by peer ({e})"),
-                )),
+                Ok(Fill::Reset(e)) => {
+                    live.set_peer_ended(closed_why(format!("connection reset by peer ({e})")))
+                }
                 Err(e @ (Error::Timeout(_) | Error::WouldBlock(_))) => return Err(e),
                 Err(e) => return Err(self.fail(live, e)),
             }
@@ -747,34 +708,27 @@ impl Drop for Connection {
     }
 }
 
-fn closed_why(rx: &Rx, partial_message: bool, base: String) -> String {
-    if rx.framer.mid_packet() {
-        format!("{base} in the middle of a TPKT packet; the partial packet was discarded")
-    } else if partial_message {
-        format!("{base} after a DT without EOT; the partial message was discarded")
-    } else {
-        base
-    }
-}
-
-/// Reads what the socket has into the framer, waiting within the deadline.
+/// Reads what the socket has into the receiver, waiting within the deadline.
 fn fill(
     sock: &Socket,
-    framer: &mut Framer,
+    receiver: &mut Receiver,
     armed: &sys::ArmedTimeout,
     deadline: &Deadline,
     stop: &AtomicBool,
     what: &'static str,
 ) -> Result<Fill> {
-    let spare = framer.spare();
-    assert!(
-        !spare.is_empty(),
-        "framer offered no room: a whole packet was left unprocessed"
-    );
+    let spare = receiver.spare();
+    if spare.is_empty() {
+        // The receiver offers room whenever it needs bytes; no room means a bug here, reported
+        // rather than spinning on zero-byte reads.
+        return Err(Error::State(format!(
+            "{what}: the receive buffer has no room although no whole message is ready"
+        )));
+    }
     match sys::recv(sock, spare, deadline, stop, armed) {
         Ok(Some(0)) => Ok(Fill::Eof),
         Ok(Some(n)) => {
-            framer.commit(n);
+            receiver.commit(n);
             Ok(Fill::Data)
         }
         Ok(None) => Err(deadline.ran_out(what)),
@@ -783,125 +737,14 @@ fn fill(
     }
 }
 
-/// Processes buffered packets until a whole message is ready or more bytes are needed.
-///
-/// A message that arrives as one DT with EOT is left in the framer (no copy); fragments are
-/// copied into the reassembler.
-fn advance(
-    rx: &mut Rx,
-    limits: &Limits,
-    trace: &Tracer,
-    mut direct: Option<&mut Direct<'_>>,
-) -> Result<Step, ProtoError> {
-    let Rx { framer, reasm, .. } = rx;
-    loop {
-        if reasm.message().is_some() {
-            return Ok(Step::Ready);
-        }
-        let Some(tpdu) = framer.peek_packet()? else {
-            return Ok(Step::NeedBytes);
-        };
-        match cotp::decode(tpdu)? {
-            Tpdu::Dt { eot: true, payload }
-                if !reasm.in_progress()
-                    && !payload.is_empty()
-                    && direct.as_ref().map_or(true, |d| d.fragments == 0) =>
-            {
-                if payload.len() > limits.max_message {
-                    return Err(ProtoError::MessageTooLarge {
-                        len: payload.len(),
-                        max: limits.max_message,
-                    });
-                }
-                return Ok(Step::Ready);
-            }
-            Tpdu::Dt { eot, payload } => {
-                if let Some(d) = direct.as_deref_mut() {
-                    let first = d.fragments == 0 && !reasm.in_progress() && !payload.is_empty();
-                    if d.fragments > 0 || first {
-                        let total = d.filled + payload.len();
-                        limits.check(total, d.fragments + 1)?;
-                        if total <= d.buf.len() {
-                            d.buf[d.filled..total].copy_from_slice(payload);
-                            d.filled = total;
-                            d.fragments += 1;
-                            consume(framer, trace);
-                            if eot {
-                                let n = std::mem::take(&mut d.filled);
-                                d.fragments = 0;
-                                return Ok(Step::Delivered(n));
-                            }
-                            continue;
-                        }
-                        // Larger than the caller's buffer: it is assembled in the reassembler
-                        // (and reported as too large for the buffer when complete).
-                        reasm.adopt(&d.buf[..d.filled], d.fragments);
-                        d.filled = 0;
-                        d.fragments = 0;
-                    }
-                }
-                let _: Assembled = reasm.push(eot, payload)?;
-            }
-            Tpdu::Dr { reason, .. } => {
-                consume(framer, trace);
-                return Ok(Step::PeerEnded(format!(
-                    "peer ended the connection with DR, reason 0x{reason:02X} ({})",
-                    cotp::dr_reason_text(reason)
-                )));
-            }
-            Tpdu::Er { cause, .. } => {
-                consume(framer, trace);
-                return Ok(Step::PeerEnded(format!(
-                    "peer ended the connection with ER, cause {cause} ({})",
-                    cotp::er_cause_text(cause)
-                )));
-            }
-            Tpdu::Cr(_) => return Err(ProtoError::UnexpectedInTransfer("CR")),
-            Tpdu::Cc(_) => return Err(ProtoError::UnexpectedInTransfer("CC")),
-        }
-        consume(framer, trace);
-    }
-}
-
-/// Drops the packet at the framer's head, tracing it first when tracing is on.
-fn consume(framer: &mut Framer, trace: &Tracer) {
-    if trace.is_on() {
-        if let Some(raw) = framer.peek_raw() {
-            trace.frame(false, raw);
-        }
-    }
-    framer.consume();
+/// What the receiver shows of each packet it is done with: the received frames, to the tracer
+/// when tracing is on (no call at all when off).
+fn tap<'a>(trace: &Tracer, seen: &'a mut dyn FnMut(&[u8])) -> Tap<'a> {
+    trace.is_on().then_some(seen)
 }
 
 fn endpoints(sock: &Socket) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
     let local = sock.local_addr().ok()?.as_socket()?;
     let peer = sock.peer_addr().ok()?.as_socket()?;
     Some((local, peer))
-}
-
-/// Copies the ready message into `buf`. Too small: the message stays queued.
-fn deliver(rx: &mut Rx, buf: &mut [u8], trace: &Tracer) -> Result<usize> {
-    if let Some(msg) = rx.reasm.message() {
-        let n = copy_out(msg, buf)?;
-        rx.reasm.take();
-        return Ok(n);
-    }
-    let tpdu = rx
-        .framer
-        .peek_packet()?
-        .expect("deliver is called only when a message is ready");
-    let n = copy_out(&tpdu[3..], buf)?;
-    consume(&mut rx.framer, trace);
-    Ok(n)
-}
-
-fn copy_out(msg: &[u8], buf: &mut [u8]) -> Result<usize> {
-    if msg.len() > buf.len() {
-        return Err(Error::BufferTooSmall {
-            needed: msg.len(),
-            cap: buf.len(),
-        });
-    }
-    buf[..msg.len()].copy_from_slice(msg);
-    Ok(msg.len())
 }

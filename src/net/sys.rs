@@ -64,6 +64,8 @@ pub struct WriteRetry {
     next: Duration,
 }
 
+// Not derived: on Windows the first wait is 1 ms, not zero (on Unix the struct is empty).
+#[allow(clippy::derivable_impls)]
 impl Default for WriteRetry {
     fn default() -> Self {
         WriteRetry {

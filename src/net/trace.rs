@@ -88,11 +88,10 @@ impl Tracer {
     /// Traces the DTs a message is sent as.
     pub fn message(&self, message: &[u8], tpdu_size: u32) {
         let per = segment::payload_per_dt(tpdu_size);
-        let total = segment::segment_count(message.len(), tpdu_size);
         let mut frame = Vec::with_capacity(per + segment::DT_OVERHEAD);
-        for (i, chunk) in message.chunks(per).enumerate() {
+        for (header, chunk) in segment::segments(message, tpdu_size) {
             frame.clear();
-            frame.extend_from_slice(&segment::dt_header(chunk.len(), i + 1 == total));
+            frame.extend_from_slice(&header);
             frame.extend_from_slice(chunk);
             self.frame(true, &frame);
         }

@@ -98,32 +98,24 @@ struct Out<'a> {
 
 impl Out<'_> {
     /// Writes the DTs of `message` in batches of up to N, one vectored write each (S = 2N slices:
-    /// a header and a payload per DT).
+    /// a header and a payload per DT, framed by `segment::frame_dts`).
     fn write_batches<const N: usize, const S: usize>(
         &self,
         message: &[u8],
         tpdu_size: u32,
     ) -> Result<(), WriteError> {
         const { assert!(S == 2 * N) };
-        let per = segment::payload_per_dt(tpdu_size);
         let total = segment::segment_count(message.len(), tpdu_size);
         let mut sent_before = 0;
-        for (batch_no, batch) in message.chunks(per * N).enumerate() {
+        let mut first = 0;
+        while first < total {
             let mut headers = [[0u8; DT_OVERHEAD]; N];
-            let first = batch_no * N;
-            let mut n = 0;
-            for (i, chunk) in batch.chunks(per).enumerate() {
-                headers[i] = segment::dt_header(chunk.len(), first + i + 1 == total);
-                n += 1;
-            }
             let mut slices = [IoSlice::new(&[]); S];
-            for (i, chunk) in batch.chunks(per).enumerate() {
-                slices[2 * i] = IoSlice::new(&headers[i]);
-                slices[2 * i + 1] = IoSlice::new(chunk);
-            }
+            let n = segment::frame_dts(message, tpdu_size, first, &mut headers, &mut slices);
+            first += N;
             match write_all(
                 self.sock,
-                &mut slices[..2 * n],
+                &mut slices[..n],
                 self.deadline,
                 self.stop,
                 self.armed,
@@ -143,24 +135,6 @@ impl Out<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// Appends the DT stream of `message` to `out`, leaving out its first `skip` bytes (those a
-/// write already put on the wire).
-pub fn encode_message_tail(message: &[u8], tpdu_size: u32, skip: usize, out: &mut Vec<u8>) {
-    let per = segment::payload_per_dt(tpdu_size);
-    let total = segment::segment_count(message.len(), tpdu_size);
-    let mut offset = 0;
-    for (i, chunk) in message.chunks(per).enumerate() {
-        let header = segment::dt_header(chunk.len(), i + 1 == total);
-        for part in [&header[..], chunk] {
-            let end = offset + part.len();
-            if end > skip {
-                out.extend_from_slice(&part[skip.saturating_sub(offset)..]);
-            }
-            offset = end;
-        }
     }
 }
 
@@ -189,7 +163,7 @@ impl OutQueue {
         if self.head > 0 && self.head == self.buf.len() {
             self.clear();
         }
-        encode_message_tail(message, tpdu_size, skip, &mut self.buf);
+        segment::encode_dts_tail(message, tpdu_size, skip, &mut self.buf);
     }
 
     /// Writes queued bytes until the queue is empty or the deadline passes. Partial progress is
@@ -224,30 +198,5 @@ impl OutQueue {
             self.head = 0;
         }
         result.map(|_| ())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn whole_stream(message: &[u8], tpdu: u32) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_message_tail(message, tpdu, 0, &mut out);
-        out
-    }
-
-    #[test]
-    fn tail_is_the_stream_without_its_first_bytes() {
-        let message: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
-        let whole = whole_stream(&message, 256);
-        assert_eq!(whole.len(), 700 + 3 * segment::DT_OVERHEAD);
-        // TPDU 256 carries 253 payload bytes: TPKT length 4 + 3 + 253.
-        assert_eq!(&whole[..7], &[3, 0, 1, 4, 2, 0xF0, 0x00]);
-        for skip in 0..=whole.len() {
-            let mut tail = Vec::new();
-            encode_message_tail(&message, 256, skip, &mut tail);
-            assert_eq!(tail, &whole[skip..], "skip {skip}");
-        }
     }
 }

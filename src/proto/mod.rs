@@ -6,6 +6,7 @@ pub mod handshake;
 pub mod responder;
 pub mod segment;
 pub mod tpkt;
+pub mod transfer;
 pub mod tsap;
 
 use thiserror::Error;

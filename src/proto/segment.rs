@@ -1,4 +1,7 @@
-//! Messages and DTs: splitting a message into DT TPDUs, and bounded reassembly by EOT.
+//! Messages and DTs: splitting a message into DT TPDUs, and bounded reassembly by EOT
+//! (docs/PROTOCOL.md §5.1 and §5.2).
+
+use std::io::IoSlice;
 
 use super::cotp;
 use super::tpkt;
@@ -39,6 +42,56 @@ pub fn segment_count(len: usize, tpdu_size: u32) -> usize {
     len.div_ceil(payload_per_dt(tpdu_size))
 }
 
+/// Bytes a message takes on the wire as DTs (payload plus a header per DT).
+pub fn encoded_len(len: usize, tpdu_size: u32) -> usize {
+    len + segment_count(len, tpdu_size) * DT_OVERHEAD
+}
+
+/// Frames DTs `first..first + headers.len()` of `message` (fewer at its end) for one vectored
+/// write: each DT's header goes into `headers`, and `slices` gets a header and a payload slice
+/// per DT, so the payload is never copied. Returns the number of slices filled (two per DT).
+/// `slices` must have room for two per header.
+pub fn frame_dts<'a>(
+    message: &'a [u8],
+    tpdu_size: u32,
+    first: usize,
+    headers: &'a mut [[u8; DT_OVERHEAD]],
+    slices: &mut [IoSlice<'a>],
+) -> usize {
+    debug_assert!(slices.len() >= 2 * headers.len());
+    let per = payload_per_dt(tpdu_size);
+    let total = segment_count(message.len(), tpdu_size);
+    let start = (first * per).min(message.len());
+    let chunks = message[start..].chunks(per).take(headers.len());
+    let mut n = 0;
+    for (i, chunk) in chunks.clone().enumerate() {
+        headers[i] = dt_header(chunk.len(), first + i + 1 == total);
+        n += 1;
+    }
+    let headers: &'a [[u8; DT_OVERHEAD]] = headers;
+    for (i, chunk) in chunks.enumerate() {
+        slices[2 * i] = IoSlice::new(&headers[i]);
+        slices[2 * i + 1] = IoSlice::new(chunk);
+    }
+    2 * n
+}
+
+/// Appends the DT stream of `message` to `out`, leaving out its first `skip` bytes (those a
+/// write already put on the wire), so that a send that stopped half-way is completed later
+/// with the stream still aligned.
+pub fn encode_dts_tail(message: &[u8], tpdu_size: u32, skip: usize, out: &mut Vec<u8>) {
+    let mut offset = 0;
+    for (header, chunk) in segments(message, tpdu_size) {
+        for part in [&header[..], chunk] {
+            let end = offset + part.len();
+            if end > skip {
+                out.extend_from_slice(&part[skip.saturating_sub(offset)..]);
+            }
+            offset = end;
+        }
+    }
+}
+
 /// Limits on what a peer may make us hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -49,6 +102,13 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The longest TPKT packet accepted during data transfer: a whole message in one DT (peers
+    /// do not segment what they send, docs/PROTOCOL.md §5.2), never less than 256 bytes and
+    /// never more than the TPKT length field allows.
+    pub fn max_packet(&self) -> usize {
+        (self.max_message.saturating_add(DT_OVERHEAD)).clamp(256, tpkt::MAX_PACKET)
+    }
+
     /// Whether a message of `total` bytes in `fragments` DTs stays within the limits.
     pub fn check(&self, total: usize, fragments: u32) -> Result<(), ProtoError> {
         if total > self.max_message {
@@ -71,6 +131,42 @@ pub enum Assembled {
     Pending,
     /// The message is complete: [`Reassembler::message`] holds it until the next push.
     Complete,
+    /// The message is complete in the [`Destination`]: its first `n` bytes.
+    Delivered(usize),
+}
+
+/// The caller's buffer, offered for the message being received so that a segmented message is
+/// assembled in place instead of being copied through the reassembler's own buffer.
+///
+/// It lives for one receive call. When that call ends before the message is complete (a
+/// deadline, an error), [`Reassembler::adopt`] takes over what it holds, so the next call goes on
+/// with the same message: nothing is lost or received twice.
+#[derive(Debug)]
+pub struct Destination<'a> {
+    buf: &'a mut [u8],
+    filled: usize,
+    fragments: u32,
+}
+
+impl<'a> Destination<'a> {
+    /// Offers `buf` (its whole length) for the next message.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Destination {
+            buf,
+            filled: 0,
+            fragments: 0,
+        }
+    }
+
+    /// The caller's buffer.
+    pub fn buf(&mut self) -> &mut [u8] {
+        self.buf
+    }
+
+    /// True when fragments of a message without its EOT are held here.
+    pub fn in_progress(&self) -> bool {
+        self.fragments > 0
+    }
 }
 
 /// Accumulates DT payloads until EOT, within [`Limits`].
@@ -102,18 +198,25 @@ impl Reassembler {
         self.complete = false;
     }
 
-    /// Takes over a partial message (fragments without EOT) assembled elsewhere, so that the
-    /// following DTs continue it here. Nothing may be held.
-    pub fn adopt(&mut self, partial: &[u8], fragments: u32) {
+    /// Takes over the partial message (fragments without EOT) assembled in `dest`, so that the
+    /// following DTs continue it here; `dest` is left empty. Does nothing when `dest` holds no
+    /// fragment. Nothing may be held here when it does.
+    pub fn adopt(&mut self, dest: &mut Destination<'_>) {
+        if dest.fragments == 0 {
+            return;
+        }
         debug_assert!(
             !self.complete && self.fragments == 0,
             "adopt over a held message"
         );
+        let partial = &dest.buf[..dest.filled];
         self.buf.clear();
         self.buf
             .reserve_exact(partial.len().min(self.limits.max_message));
         self.buf.extend_from_slice(partial);
-        self.fragments = fragments;
+        self.fragments = dest.fragments;
+        dest.filled = 0;
+        dest.fragments = 0;
     }
 
     /// True when fragments without EOT are held (EOF now loses a partial message).
@@ -123,7 +226,39 @@ impl Reassembler {
 
     /// Adds one DT. A complete message must be taken with [`Reassembler::take`] before the next.
     pub fn push(&mut self, eot: bool, payload: &[u8]) -> Result<Assembled, ProtoError> {
+        self.push_into(eot, payload, None)
+    }
+
+    /// Adds one DT, assembling the message in `dest` when one is offered: a message starts
+    /// there when nothing is held here, and continues there while it fits. One that outgrows
+    /// `dest` moves here and goes on (it is then too large for that caller's buffer, which
+    /// taking it says). The limits are the same wherever the message is assembled.
+    pub fn push_into(
+        &mut self,
+        eot: bool,
+        payload: &[u8],
+        dest: Option<&mut Destination<'_>>,
+    ) -> Result<Assembled, ProtoError> {
         debug_assert!(!self.complete, "previous message not taken");
+        if let Some(d) = dest {
+            let starts_there = d.fragments == 0 && self.fragments == 0 && !payload.is_empty();
+            if d.fragments > 0 || starts_there {
+                let total = d.filled + payload.len();
+                self.limits.check(total, d.fragments + 1)?;
+                if total <= d.buf.len() {
+                    d.buf[d.filled..total].copy_from_slice(payload);
+                    d.filled = total;
+                    d.fragments += 1;
+                    if !eot {
+                        return Ok(Assembled::Pending);
+                    }
+                    d.filled = 0;
+                    d.fragments = 0;
+                    return Ok(Assembled::Delivered(total));
+                }
+                self.adopt(d);
+            }
+        }
         if eot && payload.is_empty() && self.fragments == 0 {
             // "Funny 7-byte packets" some CPUs send: nothing to deliver.
             return Ok(Assembled::Pending);
@@ -190,6 +325,51 @@ mod tests {
                 );
             }
             assert_eq!(r.message().unwrap().len(), parts.iter().sum::<usize>());
+        }
+    }
+
+    fn whole_stream(message: &[u8], tpdu: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_dts_tail(message, tpdu, 0, &mut out);
+        out
+    }
+
+    #[test]
+    fn tail_is_the_stream_without_its_first_bytes() {
+        let message: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
+        let whole = whole_stream(&message, 256);
+        assert_eq!(whole.len(), 700 + 3 * DT_OVERHEAD);
+        assert_eq!(whole.len(), encoded_len(700, 256));
+        // TPDU 256 carries 253 payload bytes: TPKT length 4 + 3 + 253.
+        assert_eq!(&whole[..7], &[3, 0, 1, 4, 2, 0xF0, 0x00]);
+        for skip in 0..=whole.len() {
+            let mut tail = Vec::new();
+            encode_dts_tail(&message, 256, skip, &mut tail);
+            assert_eq!(tail, &whole[skip..], "skip {skip}");
+        }
+    }
+
+    #[test]
+    fn framed_batches_are_the_whole_stream() {
+        let message: Vec<u8> = (0..2000u32).map(|i| (i * 7) as u8).collect();
+        for (tpdu, per_batch) in [(128u32, 1usize), (128, 4), (256, 3), (1024, 8), (8192, 2)] {
+            let mut wire = Vec::new();
+            let mut first = 0;
+            while first < segment_count(message.len(), tpdu) {
+                let mut headers = vec![[0u8; DT_OVERHEAD]; per_batch];
+                let mut slices = vec![IoSlice::new(&[]); 2 * per_batch];
+                let n = frame_dts(&message, tpdu, first, &mut headers, &mut slices);
+                assert!(n > 0 && n <= 2 * per_batch && n % 2 == 0);
+                for s in &slices[..n] {
+                    wire.extend_from_slice(s);
+                }
+                first += per_batch;
+            }
+            assert_eq!(
+                wire,
+                whole_stream(&message, tpdu),
+                "TPDU {tpdu}, {per_batch} per batch"
+            );
         }
     }
 
