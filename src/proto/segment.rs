@@ -51,6 +51,7 @@ pub fn encoded_len(len: usize, tpdu_size: u32) -> usize {
 /// write: each DT's header goes into `headers`, and `slices` gets a header and a payload slice
 /// per DT, so the payload is never copied. Returns the number of slices filled (two per DT).
 /// `slices` must have room for two per header.
+#[inline]
 pub fn frame_dts<'a>(
     message: &'a [u8],
     tpdu_size: u32,
@@ -150,6 +151,7 @@ pub struct Destination<'a> {
 
 impl<'a> Destination<'a> {
     /// Offers `buf` (its whole length) for the next message.
+    #[inline]
     pub fn new(buf: &'a mut [u8]) -> Self {
         Destination {
             buf,
@@ -201,6 +203,7 @@ impl Reassembler {
     /// Takes over the partial message (fragments without EOT) assembled in `dest`, so that the
     /// following DTs continue it here; `dest` is left empty. Does nothing when `dest` holds no
     /// fragment. Nothing may be held here when it does.
+    #[inline]
     pub fn adopt(&mut self, dest: &mut Destination<'_>) {
         if dest.fragments == 0 {
             return;

@@ -153,11 +153,13 @@ impl Receiver {
 
     /// Room to read into; then call [`Receiver::commit`] with the number of bytes read. Never
     /// empty after [`Receiver::advance`] returned [`Progress::NeedBytes`].
+    #[inline]
     pub fn spare(&mut self) -> &mut [u8] {
         self.framer.spare()
     }
 
     /// Records `n` bytes written into the start of [`Receiver::spare`].
+    #[inline]
     pub fn commit(&mut self, n: usize) {
         self.framer.commit(n);
     }
@@ -176,6 +178,7 @@ impl Receiver {
     /// [`Reassembler::push_into`]), else in the receiver's own buffer. Errors (a malformed
     /// packet, a CR or CC, a message above the limits) mean the stream can no longer be
     /// trusted: the connection must be closed.
+    #[inline]
     pub fn advance(
         &mut self,
         mut dest: Option<&mut Destination<'_>>,
@@ -233,6 +236,7 @@ impl Receiver {
 
     /// Ends a receive call that offered `dest`: fragments it holds move into the receiver, so
     /// the next call continues the same message. Call it on every way out of the call.
+    #[inline]
     pub fn release(&mut self, dest: &mut Destination<'_>) {
         self.reasm.adopt(dest);
     }
@@ -240,6 +244,7 @@ impl Receiver {
     /// Copies the ready message (after [`Progress::Ready`]) into `buf` and releases it; the
     /// length copied. Too small: the message stays held. No ready message: `Ok(0)` is never
     /// returned for that; it is a caller error and gives `BufferTooSmall { needed: 0 }`.
+    #[inline]
     pub fn take_message(
         &mut self,
         buf: &mut [u8],
@@ -277,6 +282,7 @@ impl Receiver {
     }
 
     /// Drops the packet at the framer's head, showing it to `tap` first.
+    #[inline]
     fn consume(&mut self, tap: &mut Tap<'_>) {
         if let Some(tap) = tap {
             if let Some(raw) = self.framer.peek_raw() {
@@ -287,6 +293,7 @@ impl Receiver {
     }
 }
 
+#[inline]
 fn copy_out(msg: &[u8], buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
     let Some(dst) = buf.get_mut(..msg.len()) else {
         return Err(BufferTooSmall { needed: msg.len() });
