@@ -362,7 +362,7 @@ mod tests {
                 let mut headers = vec![[0u8; DT_OVERHEAD]; per_batch];
                 let mut slices = vec![IoSlice::new(&[]); 2 * per_batch];
                 let n = frame_dts(&message, tpdu, first, &mut headers, &mut slices);
-                assert!(n > 0 && n <= 2 * per_batch && n % 2 == 0);
+                assert!(n > 0 && n <= 2 * per_batch && n.is_multiple_of(2));
                 for s in &slices[..n] {
                     wire.extend_from_slice(s);
                 }

@@ -109,8 +109,9 @@ impl Conn {
     /// `iso_create`; Err carries the code and the thread's last error.
     pub fn try_create(host: &str, port: u16) -> Result<Conn, (i32, String)> {
         let h = CString::new(host).expect("host without NUL");
-        let mut out: *mut iso_conn = 0x1 as *mut iso_conn; // not NULL, to see it being reset
-                                                           // SAFETY: valid C string and out pointer.
+        // Not NULL, to see it being reset.
+        let mut out: *mut iso_conn = std::ptr::dangling_mut::<iso_conn>();
+        // SAFETY: valid C string and out pointer.
         let rc = unsafe { c::iso_create(h.as_ptr(), port, &mut out) };
         if rc == ISO_OK {
             assert!(

@@ -20,7 +20,7 @@ fn null_arguments_are_invalid() {
     run(|| unsafe {
         let null_conn: *mut c::iso_conn = std::ptr::null_mut();
         let host = c"127.0.0.1";
-        let mut out: *mut c::iso_conn = 0x1 as *mut _;
+        let mut out: *mut c::iso_conn = std::ptr::dangling_mut();
         assert_null(c::iso_create(std::ptr::null(), 102, &mut out), "host");
         assert!(out.is_null(), "*out is NULL after a failed iso_create");
         assert_null(

@@ -205,7 +205,7 @@ fn invalid_host_strings_are_refused_by_iso_create() {
         }
         // Not UTF-8.
         let bad = std::ffi::CString::new(vec![b'p', 0xFF, b'c']).unwrap();
-        let mut out: *mut c::iso_conn = 0x1 as *mut _;
+        let mut out: *mut c::iso_conn = std::ptr::dangling_mut();
         // SAFETY: valid C string and out pointer.
         let rc = unsafe { c::iso_create(bad.as_ptr(), 102, &mut out) };
         assert_code_msg(rc, ISO_E_INVALID, &thread_last_error(), &["UTF-8"]);
