@@ -3,6 +3,39 @@
 //! Rules (docs/PROTOCOL.md §4): parameters go out in the order C1, C2, C0 (LOGO! 0BA7 needs it),
 //! then any routing parameters. The CC's C0 (or F0) sets the size for both directions, capped to
 //! what we offered; a CC without either means 128.
+//!
+//! The active side in two steps: [`ConnectRequest::encode`] gives the CR to write, and
+//! [`check_answer`] judges the first TPDU that comes back.
+//!
+//! ```
+//! use isotcp::proto::handshake::{check_answer, ConnectAnswer, ConnectRequest};
+//! use isotcp::proto::tsap::Tsap;
+//!
+//! let req = ConnectRequest {
+//!     calling: Tsap::from_u16(0x0100),
+//!     called: Tsap::s7(1, 0, 2)?, // PG connection to rack 0, slot 2
+//!     tpdu_size: 1024,
+//!     extra: vec![],
+//! };
+//! // The default CR of docs/PROTOCOL.md §4.1.
+//! assert_eq!(
+//!     req.encode()?,
+//!     [
+//!         0x03, 0x00, 0x00, 0x16, 0x11, 0xE0, 0x00, 0x00, 0x00, 0x01, 0x00, 0xC1, 0x02, 0x01,
+//!         0x00, 0xC2, 0x02, 0x01, 0x02, 0xC0, 0x01, 0x0A,
+//!     ]
+//! );
+//!
+//! // A CC granting 512 bytes and echoing both TSAPs, without its TPKT header.
+//! let cc = [
+//!     0x11, 0xD0, 0x00, 0x01, 0x00, 0x07, 0x00, 0xC0, 0x01, 0x09, 0xC1, 0x02, 0x01, 0x00, 0xC2,
+//!     0x02, 0x01, 0x02,
+//! ];
+//! let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc)? else { panic!("refused") };
+//! assert_eq!((n.tpdu_size, n.peer_ref), (512, 0x0007));
+//! assert!(n.notes.is_empty());
+//! # Ok::<(), isotcp::proto::ProtoError>(())
+//! ```
 
 use super::cotp::{self, param, Tpdu};
 use super::tsap::Tsap;
@@ -15,7 +48,18 @@ pub const MAX_CR_TPDU: usize = 128;
 /// TPDU size when the CC names none (X.224 default).
 pub const DEFAULT_TPDU_WITHOUT_C0: u32 = 128;
 
-/// TPDU sizes that may be configured and offered: 128, 256, ..., 8192.
+/// The C0 code for a TPDU size that may be configured and offered, or `None` for any size
+/// other than 128, 256, 512, 1024, 2048, 4096 and 8192 (docs/PROTOCOL.md §4.1).
+///
+/// The code is the size's base-2 logarithm: `0x07` for 128 up to `0x0D` for 8192.
+///
+/// ```
+/// use isotcp::proto::handshake::tpdu_code_for;
+///
+/// assert_eq!(tpdu_code_for(1024), Some(0x0A));
+/// assert_eq!(tpdu_code_for(16384), None); // accepted from a peer, never offered
+/// assert_eq!(tpdu_code_for(1000), None);
+/// ```
 pub fn tpdu_code_for(size: u32) -> Option<u8> {
     if size.is_power_of_two() && (128..=8192).contains(&size) {
         Some(size.trailing_zeros() as u8)
@@ -24,23 +68,46 @@ pub fn tpdu_code_for(size: u32) -> Option<u8> {
     }
 }
 
-/// The size a C0 code means; RFC 1006 stacks also use 0x0E..0x10 (16384..65536).
+/// The TPDU size in bytes that a received C0 code means, or `None` for a code outside `0x07`
+/// to `0x10` (docs/PROTOCOL.md §3.8).
+///
+/// Wider than [`tpdu_code_for`]: RFC 1006 stacks also use 0x0E..0x10 (16384..65536).
 pub fn tpdu_size_of_code(code: u8) -> Option<u32> {
     (0x07..=0x10).contains(&code).then(|| 1u32 << code)
 }
 
-/// What goes into a CR.
+/// What goes into a CR (docs/PROTOCOL.md §3.2).
+///
+/// The references are fixed: DST-REF 0 and SRC-REF [`OUR_SRC_REF`], class 0 with no options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectRequest {
+    /// Our TSAP, sent as C1 (docs/PROTOCOL.md §6).
     pub calling: Tsap,
+    /// The TSAP asked for at the peer, sent as C2: for an S7 CPU, [`Tsap::s7`].
     pub called: Tsap,
+    /// The TPDU size offered, in bytes: 128, 256, 512, 1024, 2048, 4096 or 8192. It is also the
+    /// largest size [`check_answer`] lets the CC grant.
     pub tpdu_size: u32,
     /// Parameters appended after C0 (python-snap7 routing: C6 and C7).
     pub extra: Vec<(u8, Vec<u8>)>,
 }
 
 impl ConnectRequest {
-    /// The CR packet, TPKT header included.
+    /// The CR packet, TPKT header included, with the parameters in the order C1, C2, C0 and then
+    /// [`extra`](ConnectRequest::extra) (docs/PROTOCOL.md §4.1).
+    ///
+    /// # Errors
+    ///
+    /// - [`ProtoError::BadTpduSize`] when `tpdu_size` is not one [`tpdu_code_for`] knows;
+    /// - [`ProtoError::CrTooLong`] when the CR would be a TPDU of more than [`MAX_CR_TPDU`]
+    ///   bytes.
+    ///
+    /// # Panics
+    ///
+    /// When the header would be longer than its LI can say (254 bytes), or a TSAP or a value in
+    /// `extra` is longer than 255 bytes. Only a TSAP made with [`Tsap::from_wire`] or a long
+    /// `extra` can do that; a CR that is only above [`MAX_CR_TPDU`] is refused with
+    /// [`ProtoError::CrTooLong`].
     pub fn encode(&self) -> Result<Vec<u8>, ProtoError> {
         let code = tpdu_code_for(self.tpdu_size).ok_or(ProtoError::BadTpduSize(self.tpdu_size))?;
         let code = [code];
@@ -61,32 +128,54 @@ impl ConnectRequest {
 /// What the CC settled, and what in it differed from what we asked (for diagnostics).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Negotiated {
-    /// The TPDU size both directions use.
+    /// The TPDU size both directions use, in bytes: at most the size offered
+    /// (docs/PROTOCOL.md §4.3). With F0 it need not be a power of two.
     pub tpdu_size: u32,
-    /// The peer's SRC-REF.
+    /// The peer's SRC-REF, as the CC had it; not checked.
     pub peer_ref: u16,
-    /// The TSAPs the CC echoed, if it did.
+    /// The calling TSAP (C1) the CC echoed, if it had one.
     pub calling: Option<Tsap>,
+    /// The called TSAP (C2) the CC echoed, if it had one.
     pub called: Option<Tsap>,
-    /// Things that are tolerated but worth knowing ("CC offered 2048, capped to our 1024").
+    /// Things that are tolerated but worth knowing ("CC granted TPDU 2048, capped to the 1024
+    /// offered"), one sentence each, for logs; empty when there was nothing to note.
     pub notes: Vec<String>,
 }
 
 /// Outcome of the first TPDU the peer sends after our CR.
+///
+/// A refusal is an answer, not an error: the peer spoke the protocol and said no.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectAnswer {
+    /// CC: the connection is set up with these values.
     Confirmed(Negotiated),
     /// DR: refused with a reason.
     Refused {
+        /// The DR's reason byte; [`cotp::dr_reason_text`] names it (docs/PROTOCOL.md §3.9).
         reason: u8,
     },
     /// ER: our CR was rejected with a cause.
     Rejected {
+        /// The ER's cause byte; [`cotp::er_cause_text`] names it (docs/PROTOCOL.md §3.9).
         cause: u8,
     },
 }
 
-/// Validates the answer to `req` (one TPDU, without the TPKT header).
+/// Validates the answer to `req` (one TPDU, without the TPKT header) by the rules of
+/// docs/PROTOCOL.md §4.2 and §4.3.
+///
+/// A DR or ER becomes [`ConnectAnswer::Refused`] or [`ConnectAnswer::Rejected`]; only its
+/// reason or cause byte is read. A CC is accepted with any DST-REF, SRC-REF, parameter order and
+/// TSAPs; differences from `req` end up in [`Negotiated::notes`].
+///
+/// # Errors
+///
+/// - every error of [`cotp::decode`];
+/// - [`ProtoError::NotACc`] for a DT or a CR;
+/// - [`ProtoError::CcClass`] for a CC of a class other than 0;
+/// - [`ProtoError::CcBothSizes`], [`ProtoError::CcTpduSizeLen`],
+///   [`ProtoError::CcTpduSizeCode`], [`ProtoError::CcPreferredSizeZero`] for TPDU size
+///   parameters that break the table of docs/PROTOCOL.md §4.3.
 pub fn check_answer(req: &ConnectRequest, tpdu: &[u8]) -> Result<ConnectAnswer, ProtoError> {
     let cc = match cotp::decode(tpdu)? {
         Tpdu::Cc(cc) => cc,

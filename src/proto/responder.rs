@@ -3,46 +3,83 @@
 //! Our CC (docs/PROTOCOL.md §4.6, issue contract): DST-REF = the CR's SRC-REF, a non-zero SRC-REF,
 //! class 0, C0 = min(requested, our maximum) (128 when the CR had none), then both TSAPs echoed,
 //! so clients that insist on a 22-byte CC (snap7, Sharp7, gos7) connect.
+//!
+//! The steps for one client: [`parse_cr`] judges its first TPDU; on success the caller applies
+//! its own TSAP checks, picks the size with [`granted_tpdu`] and writes [`encode_cc`]; on
+//! refusal it writes [`Refusal::dr`] and closes TCP (docs/PROTOCOL.md §4.5).
+//!
+//! ```
+//! use isotcp::proto::responder::{encode_cc, granted_tpdu, parse_cr};
+//!
+//! // The default CR of docs/PROTOCOL.md §4.1, without its TPKT header.
+//! let cr = [
+//!     0x11, 0xE0, 0x00, 0x00, 0x00, 0x01, 0x00, 0xC1, 0x02, 0x01, 0x00, 0xC2, 0x02, 0x01, 0x02,
+//!     0xC0, 0x01, 0x0A,
+//! ];
+//! let info = parse_cr(&cr).expect("a valid CR");
+//! assert_eq!(info.requested_tpdu, Some(1024));
+//! let size = granted_tpdu(&info, 512);
+//! assert_eq!(size, 512);
+//! assert_eq!(
+//!     encode_cc(&info, 0x0001, size),
+//!     [
+//!         0x03, 0x00, 0x00, 0x16, 0x11, 0xD0, 0x00, 0x01, 0x00, 0x01, 0x00, 0xC0, 0x01, 0x09,
+//!         0xC1, 0x02, 0x01, 0x00, 0xC2, 0x02, 0x01, 0x02,
+//!     ]
+//! );
+//! ```
 
 use super::cotp::{self, param, Tpdu};
 use super::handshake::tpdu_size_of_code;
 use super::tsap::Tsap;
 use super::ProtoError;
 
-/// DR reasons we refuse with.
+/// DR reasons we refuse with (docs/PROTOCOL.md §4.5); [`cotp::dr_reason_text`] names each.
 pub mod reason {
     /// The CR's fields or parameters are malformed.
     pub const HEADER_INVALID: u8 = 0x8A;
     /// DST-REF must be 0 in a CR.
     pub const MISMATCHED_REFERENCES: u8 = 0x84;
-    /// Class other than 0, or an unusable TPDU size.
+    /// The CR asks for a class other than 0. (A bad TPDU size is [`HEADER_INVALID`].)
     pub const NEGOTIATION_FAILED: u8 = 0x82;
     /// Not a CR at all.
     pub const PROTOCOL_ERROR: u8 = 0x85;
-    /// The called TSAP is not served here (TSAP filter).
+    /// The called TSAP is not served here. [`parse_cr`](super::parse_cr) never returns it:
+    /// the caller's TSAP list or filter does.
     pub const ADDRESS_UNKNOWN: u8 = 0x03;
 }
 
 /// What a valid CR asked for.
+///
+/// TSAPs are kept as they arrived, any length, for the caller to check against the ones it
+/// serves and for [`encode_cc`] to echo.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CrInfo {
+    /// The CR's SRC-REF, the client's reference; any value, 0 included. The CC and a DR
+    /// carry it as DST-REF.
     pub src_ref: u16,
+    /// The calling TSAP (C1), the client's own; `None` when the CR had no C1.
     pub calling: Option<Tsap>,
+    /// The called TSAP (C2), the one the client asks for; `None` when the CR had no C2.
     pub called: Option<Tsap>,
-    /// The TPDU size the CR asked for (None: no C0).
+    /// The TPDU size the CR asked for, in bytes, 128 to 65536 (None: no C0).
     pub requested_tpdu: Option<u32>,
 }
 
 /// Why a CR is refused: the DR reason and the text reported locally.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
+    /// The DR reason to send, usually one of [`reason`].
     pub reason: u8,
     /// The CR's SRC-REF when it could be read (the DR's DST-REF), else 0.
     pub peer_ref: u16,
+    /// What was wrong, for the local log; never sent to the peer.
     pub detail: String,
 }
 
 impl Refusal {
+    /// A refusal with DR reason `reason`, to be sent to the client whose reference is
+    /// `peer_ref`, described locally by `detail`.
     pub fn new(reason: u8, peer_ref: u16, detail: impl Into<String>) -> Self {
         Refusal {
             reason,
@@ -51,13 +88,43 @@ impl Refusal {
         }
     }
 
-    /// The DR packet (TPKT header included).
+    /// The DR packet (TPKT header included): 11 bytes, DST-REF [`peer_ref`](Refusal::peer_ref),
+    /// SRC-REF `our_ref` (docs/PROTOCOL.md §3.4).
     pub fn dr(&self, our_ref: u16) -> Vec<u8> {
         cotp::encode_dr(self.peer_ref, our_ref, self.reason)
     }
 }
 
-/// Reads a CR (one TPDU, without the TPKT header) and checks it.
+/// Reads a CR (one TPDU, without the TPKT header) and checks it in the order of
+/// docs/PROTOCOL.md §4.5, up to and including the C0 check.
+///
+/// Not checked here: the TSAPs (neither their presence nor their value; that is the caller's
+/// list or filter), the SRC-REF, and parameters other than C0, C1 and C2.
+///
+/// # Errors
+///
+/// A [`Refusal`] whose reason is the first check that failed:
+///
+/// - [`reason::PROTOCOL_ERROR`] when the TPDU is not a CR: another class 0 TPDU, a type class
+///   0 does not have, or a DT whose header fails docs/PROTOCOL.md §3.5; `peer_ref` is 0;
+/// - [`reason::HEADER_INVALID`] when it does not decode by docs/PROTOCOL.md §3.1; `peer_ref`
+///   is then read from bytes 4 and 5 when there are 6 bytes or more, else 0;
+/// - [`reason::HEADER_INVALID`] when the TPDU is longer than 128 bytes;
+/// - [`reason::MISMATCHED_REFERENCES`] when DST-REF is not 0;
+/// - [`reason::NEGOTIATION_FAILED`] when the class is not 0 (the option bits are ignored);
+/// - [`reason::HEADER_INVALID`] when C0 is not one byte from `07` to `10`.
+///
+/// ```
+/// use isotcp::proto::responder::{parse_cr, reason};
+///
+/// // A CR whose DST-REF is 5 instead of 0.
+/// let refusal = parse_cr(&[0x06, 0xE0, 0x00, 0x05, 0x00, 0x01, 0x00]).unwrap_err();
+/// assert_eq!((refusal.reason, refusal.peer_ref), (reason::MISMATCHED_REFERENCES, 0x0001));
+/// assert_eq!(
+///     refusal.dr(0x0001),
+///     [0x03, 0x00, 0x00, 0x0B, 0x06, 0x80, 0x00, 0x01, 0x00, 0x01, 0x84]
+/// );
+/// ```
 pub fn parse_cr(tpdu: &[u8]) -> Result<CrInfo, Refusal> {
     let cr = match cotp::decode(tpdu) {
         Ok(Tpdu::Cr(cr)) => cr,
@@ -158,12 +225,28 @@ fn tpdu_name(t: &Tpdu<'_>) -> &'static str {
     }
 }
 
-/// The TPDU size we grant: min(requested, our maximum); 128 when the CR had none.
+/// The TPDU size we grant, in bytes: min(requested, our maximum); 128 when the CR had none
+/// (docs/PROTOCOL.md §4.6).
+///
+/// `our_max` is not checked: it should be a power of two from 128 to 65536, so that the result
+/// is one [`encode_cc`] can write. A CR without C0 gets 128 even when `our_max` is smaller.
 pub fn granted_tpdu(cr: &CrInfo, our_max: u32) -> u32 {
     cr.requested_tpdu.map_or(128, |r| r.min(our_max))
 }
 
-/// The CC packet (TPKT header included) answering `cr` with `tpdu_size`.
+/// The CC packet (TPKT header included) answering `cr` with `tpdu_size` (docs/PROTOCOL.md §4.6).
+///
+/// DST-REF is the CR's SRC-REF and SRC-REF is `our_ref`, which should not be 0. The parameters
+/// are C0, then C1 and C2 echoed exactly as the CR had them, each only when it had one.
+///
+/// `tpdu_size` is written as its base-2 logarithm without a check, so it must be a power of
+/// two from 128 to 65536, as [`granted_tpdu`] returns for a CR that [`parse_cr`] accepted and
+/// such an `our_max`.
+///
+/// # Panics
+///
+/// When the echoed TSAPs make the header longer than an LI can say (254 bytes); a CR that
+/// [`parse_cr`] accepted is at most 128 bytes, so its TSAPs cannot.
 pub fn encode_cc(cr: &CrInfo, our_ref: u16, tpdu_size: u32) -> Vec<u8> {
     let code = [tpdu_size.trailing_zeros() as u8];
     let mut params: Vec<(u8, &[u8])> = vec![(param::TPDU_SIZE, &code)];
