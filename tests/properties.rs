@@ -144,7 +144,7 @@ proptest! {
         params in params(248),
     ) {
         let code = if is_cr { cotp::CR } else { cotp::CC };
-        let pkt = cotp::encode_connect(code, dst_ref, src_ref, class_options, &as_refs(&params));
+        let pkt = cotp::encode_connect(code, dst_ref, src_ref, class_options, &as_refs(&params)).unwrap();
         prop_assert_eq!(&pkt[..4], &tpkt::header(pkt.len()));
         prop_assert_eq!(pkt[4] as usize, pkt.len() - 5);
         let c = match cotp::decode(&pkt[4..]) {
@@ -170,7 +170,7 @@ proptest! {
             Ok(true)
         );
         // A DR with parameters (the CR/CC layout, the reason in the class byte) and user data.
-        let mut pkt = cotp::encode_connect(cotp::DR, dst_ref, src_ref, reason, &as_refs(&params));
+        let mut pkt = cotp::encode_connect(cotp::DR, dst_ref, src_ref, reason, &as_refs(&params)).unwrap();
         pkt.extend_from_slice(&user_data);
         let len = pkt.len();
         pkt[..4].copy_from_slice(&tpkt::header(len));
@@ -257,7 +257,7 @@ proptest! {
         prop_assert_eq!(info.requested_tpdu, Some(tpdu_size));
         let granted = granted_tpdu(&info, our_max);
         prop_assert_eq!(granted, tpdu_size.min(our_max));
-        let cc = encode_cc(&info, our_ref, granted);
+        let cc = encode_cc(&info, our_ref, granted).unwrap();
         prop_assert_eq!(tpkt_len(&cc), cc.len());
         let Ok(ConnectAnswer::Confirmed(n)) = check_answer(&req, &cc[4..]) else {
             panic!("CC refused")
@@ -280,7 +280,7 @@ proptest! {
             tpdu_size: offer,
             extra: vec![],
         };
-        let cc = cotp::encode_connect(cotp::CC, OUR_SRC_REF, src_ref, 0, &[(param::TPDU_SIZE, &[code])]);
+        let cc = cotp::encode_connect(cotp::CC, OUR_SRC_REF, src_ref, 0, &[(param::TPDU_SIZE, &[code])]).unwrap();
         let got = check_answer(&req, &cc[4..]);
         if (0x07..=0x10).contains(&code) {
             let Ok(ConnectAnswer::Confirmed(n)) = got else { panic!("{got:?}") };

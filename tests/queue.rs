@@ -108,7 +108,7 @@ fn queued_sends_fill_up_then_flush_in_order() {
     unsafe { iso_last_error(c.0, msg.as_mut_ptr().cast(), msg.len(), &mut len) };
     let text = String::from_utf8_lossy(&msg[..len - 1]);
     assert!(
-        text.contains("send queue holds") && text.contains("iso_flush"),
+        text.contains("send queue holds") && text.contains("flush the queue"),
         "{text}"
     );
     // The refused message was not queued: the queue did not grow.

@@ -323,7 +323,10 @@ fn python_snap7_cc_is_accepted_and_is_what_our_listener_sends() {
     assert_eq!((n.tpdu_size, n.peer_ref), (1024, 1));
     assert!(n.notes.is_empty(), "{:?}", n.notes);
     let info = parse_cr(&hex(CR_DEFAULT)[4..]).unwrap();
-    assert_eq!(encode_cc(&info, 0x0001, granted_tpdu(&info, 8192)), cc);
+    assert_eq!(
+        encode_cc(&info, 0x0001, granted_tpdu(&info, 8192)).unwrap(),
+        cc
+    );
 }
 
 #[test]

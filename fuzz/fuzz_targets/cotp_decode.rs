@@ -57,7 +57,8 @@ fn check_decode(data: &[u8]) {
             );
             let list = check_params(&c.params, &header[7..]);
             let refs: Vec<(u8, &[u8])> = list.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-            let again = cotp::encode_connect(code, c.dst_ref, c.src_ref, c.class_options, &refs);
+            let again = cotp::encode_connect(code, c.dst_ref, c.src_ref, c.class_options, &refs)
+                .expect("a decoded header fits again");
             assert_eq!(&again[..4], &tpkt::header(again.len()));
             assert_eq!(again[4..], canonical(data)[..]);
         }
@@ -132,7 +133,7 @@ fn check_cr(data: &[u8]) {
             }
             let granted = granted_tpdu(&info, 8192);
             assert!(tpdu_code_for(granted).is_some());
-            let cc = encode_cc(&info, 0x4321, granted);
+            let cc = encode_cc(&info, 0x4321, granted).expect("a granted size and a valid CR's TSAPs");
             assert_eq!(&cc[..4], &tpkt::header(cc.len()));
             let Ok(Tpdu::Cc(c)) = cotp::decode(&cc[4..]) else {
                 panic!("our CC does not decode")

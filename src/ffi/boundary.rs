@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
-use super::codes::{code_of, ISO_E_INVALID, ISO_E_PANIC, ISO_E_POISONED};
+use super::codes::{code_of, hint, ISO_E_INVALID, ISO_E_PANIC, ISO_E_POISONED};
 use crate::error::Error;
 
 thread_local! {
@@ -41,11 +41,20 @@ impl HandleState {
     /// Records `err` on the handle and for the calling thread, reusing both buffers: an event
     /// loop meets "would block" on every turn, and reporting it must not allocate.
     fn record_error(&self, err: &Error) {
-        use std::fmt::Write;
         let mut e = self.last_error.lock();
         e.clear();
-        let _ = write!(e, "{err}");
+        let _ = write_error(&mut e, err);
         record_thread(&e);
+    }
+}
+
+/// An error's message as the C caller sees it: the message, then the C layer's hint if any.
+fn write_error(out: &mut String, err: &Error) -> std::fmt::Result {
+    use std::fmt::Write;
+    write!(out, "{err}")?;
+    match hint(err) {
+        Some(h) => write!(out, "; {h}"),
+        None => Ok(()),
     }
 }
 
@@ -128,7 +137,9 @@ pub fn without_handle(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
-            record_thread(&e.to_string());
+            let mut text = String::new();
+            let _ = write_error(&mut text, &e);
+            record_thread(&text);
             code_of(&e)
         }
         Err(p) => {

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use crate::error::Error;
+use crate::error::{Error, StateKind};
 
 /// Success.
 pub const ISO_OK: i32 = 0;
@@ -39,18 +39,34 @@ pub const ISO_E_POISONED: i32 = -14;
 pub fn code_of(e: &Error) -> i32 {
     match e {
         Error::Invalid(_) => ISO_E_INVALID,
-        Error::State(_) => ISO_E_STATE,
+        Error::State { .. } => ISO_E_STATE,
         Error::Resolve { .. } => ISO_E_RESOLVE,
         Error::Refused { .. } => ISO_E_REFUSED,
         Error::Timeout(_) => ISO_E_TIMEOUT,
         Error::WouldBlock(_) => ISO_E_WOULD_BLOCK,
-        Error::Closed(_) => ISO_E_CLOSED,
+        Error::Closed { .. } => ISO_E_CLOSED,
         Error::Rejected(_) => ISO_E_REJECTED,
         Error::Protocol(_) => ISO_E_PROTOCOL,
         Error::TooLarge(_) => ISO_E_TOO_LARGE,
         Error::BufferTooSmall { .. } => ISO_E_BUFFER_TOO_SMALL,
         Error::Io { .. } => ISO_E_IO,
     }
+}
+
+/// What a C caller should do about an error, naming the C function, where the Rust message
+/// (which speaks of operations, not of C functions) leaves it open.
+pub(crate) fn hint(e: &Error) -> Option<&'static str> {
+    let Error::State { kind, .. } = e else {
+        return None;
+    };
+    Some(match kind {
+        StateKind::NotConnected => "call iso_connect first",
+        StateKind::AlreadyConnected | StateKind::SettingsLocked => "call iso_disconnect first",
+        StateKind::Interrupted => "iso_disconnect was called on this handle",
+        StateKind::Passive => "accept a new connection with iso_accept",
+        StateKind::ListenerShutDown => "destroy it with iso_listener_destroy",
+        _ => return None,
+    })
 }
 
 /// Static text for each code (NUL-terminated for C).

@@ -12,9 +12,7 @@ use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState
 use super::codes::ISO_OK;
 use super::text::{bytes, check_len, last_error_out};
 use crate::error::Error;
-use crate::net::connection::{MAX_MAX_MESSAGE, MIN_MAX_MESSAGE};
-use crate::net::{Config, Connection, Deadline, Keepalive};
-use crate::proto::handshake;
+use crate::net::{Config, Connection, Keepalive};
 use crate::proto::tsap::{self, S7Route, Tsap};
 
 /// Version string of the library, e.g. "0.1.0" (equal to ISO_VERSION).
@@ -152,9 +150,7 @@ pub unsafe extern "C" fn iso_set_tsap(
     remote_tsap: u16,
 ) -> i32 {
     configure(conn, |c| {
-        c.calling = Tsap::from_u16(local_tsap);
-        c.called = Tsap::from_u16(remote_tsap);
-        Ok(())
+        c.set_tsaps(Tsap::from_u16(local_tsap), Tsap::from_u16(remote_tsap))
     })
 }
 
@@ -181,9 +177,10 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
             non_null(ptr, which)?;
         }
         let invalid = |e: crate::proto::ProtoError| Error::Invalid(e.to_string());
-        c.calling = Tsap::new(bytes(local, local_len)?).map_err(invalid)?;
-        c.called = Tsap::new(bytes(remote, remote_len)?).map_err(invalid)?;
-        Ok(())
+        c.set_tsaps(
+            Tsap::new(bytes(local, local_len)?).map_err(invalid)?,
+            Tsap::new(bytes(remote, remote_len)?).map_err(invalid)?,
+        )
     })
 }
 
@@ -193,15 +190,7 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_tpdu_size(conn: *mut iso_conn, size: u32) -> i32 {
-    configure(conn, |c| {
-        handshake::tpdu_code_for(size).ok_or_else(|| {
-            Error::Invalid(format!(
-                "TPDU size {size} is not one of 128, 256, 512, 1024, 2048, 4096, 8192"
-            ))
-        })?;
-        c.tpdu_size = size;
-        Ok(())
-    })
+    configure(conn, |c| c.set_tpdu_size(size))
 }
 
 /// Routing to a PLC behind a gateway, python-snap7 3.x encoding: appends the CR parameters
@@ -219,9 +208,7 @@ pub unsafe extern "C" fn iso_set_routing(
 ) -> i32 {
     configure(conn, |c| {
         let (rack, slot) = rack_slot_args(dest_rack, dest_slot)?;
-        c.extra_params = tsap::snap7_routing_params(subnet_id, rack, slot)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        Ok(())
+        c.set_snap7_routing(subnet_id, rack, slot)
     })
 }
 
@@ -232,6 +219,11 @@ fn rack_slot_args(rack: u16, slot: u16) -> Result<(u8, u8), Error> {
         )));
     }
     Ok((rack as u8, slot as u8))
+}
+
+/// A C timeout in milliseconds.
+pub(crate) fn ms(timeout_ms: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(timeout_ms.into())
 }
 
 /// S7 connection types: 1 PG, 2 OP, 3..0x10 S7 basic.
@@ -282,11 +274,7 @@ pub unsafe extern "C" fn iso_set_routing_s7(
             dest_rack: rack,
             dest_slot: slot,
         };
-        let (calling, called) = route.tsaps().map_err(|e| Error::Invalid(e.to_string()))?;
-        c.calling = calling;
-        c.called = called;
-        c.extra_params.clear();
-        Ok(())
+        c.set_s7_routing(&route)
     })
 }
 
@@ -297,7 +285,7 @@ pub unsafe extern "C" fn iso_set_routing_s7(
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     configure(conn, |c| {
-        c.send_timeout_ms = timeout_ms;
+        c.transfer_mut().set_send_timeout(ms(timeout_ms));
         Ok(())
     })
 }
@@ -309,16 +297,7 @@ pub unsafe extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) -> i32 {
-    configure(conn, |c| {
-        let b = bytes as usize;
-        if !(MIN_MAX_MESSAGE..=MAX_MAX_MESSAGE).contains(&b) {
-            return Err(Error::Invalid(format!(
-                "maximum message {bytes} is outside {MIN_MAX_MESSAGE}..{MAX_MAX_MESSAGE}"
-            )));
-        }
-        c.max_message = b;
-        Ok(())
-    })
+    configure(conn, |c| c.transfer_mut().set_max_message(bytes as usize))
 }
 
 /// Sets the largest number of DTs one received message may have (default 4096, 1..1048576).
@@ -327,15 +306,7 @@ pub unsafe extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) ->
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_max_fragments(conn: *mut iso_conn, fragments: u32) -> i32 {
-    configure(conn, |c| {
-        if !(1..=1 << 20).contains(&fragments) {
-            return Err(Error::Invalid(format!(
-                "fragment limit {fragments} is outside 1..1048576"
-            )));
-        }
-        c.max_fragments = fragments;
-        Ok(())
-    })
+    configure(conn, |c| c.transfer_mut().set_max_fragments(fragments))
 }
 
 /// Sets TCP keep-alive: `enable` 0 turns it off; otherwise probes start after `idle_s` seconds
@@ -352,22 +323,11 @@ pub unsafe extern "C" fn iso_set_keepalive(
     count: u32,
 ) -> i32 {
     configure(conn, |c| {
-        let enabled = enable != 0;
-        if enabled
-            && [idle_s, interval_s, count]
-                .iter()
-                .any(|&v| v == 0 || v > 32767)
-        {
-            return Err(Error::Invalid(
-                "keep-alive idle, interval and count must be 1..32767".into(),
-            ));
-        }
-        c.keepalive = Keepalive {
-            enabled,
-            idle_s,
-            interval_s,
-            count,
+        let keepalive = match enable {
+            0 => Keepalive::OFF,
+            _ => Keepalive::new(idle_s, interval_s, count)?,
         };
+        c.transfer_mut().set_keepalive(keepalive);
         Ok(())
     })
 }
@@ -384,7 +344,7 @@ pub unsafe extern "C" fn iso_set_keepalive(
 #[no_mangle]
 pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     with_handle(conn, "conn", false, |c| {
-        c.inner.connect(timeout_ms).map(|()| ISO_OK)
+        c.inner.connect(ms(timeout_ms)).map(|()| ISO_OK)
     })
 }
 
@@ -412,7 +372,7 @@ pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usi
 #[no_mangle]
 pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     with_handle(conn, "conn", false, |c| {
-        c.inner.poll(&Deadline::after_ms(timeout_ms)).map(i32::from)
+        c.inner.poll(ms(timeout_ms)).map(i32::from)
     })
 }
 
@@ -447,7 +407,7 @@ pub unsafe extern "C" fn iso_recv(
         } else {
             std::slice::from_raw_parts_mut(buf, cap)
         };
-        match c.inner.recv(slice, &Deadline::after_ms(timeout_ms)) {
+        match c.inner.recv(slice, ms(timeout_ms)) {
             Ok(n) => {
                 *out_len = n;
                 Ok(ISO_OK)
@@ -515,7 +475,9 @@ pub unsafe extern "C" fn iso_get_remote_tsap(
     cap: usize,
     out_len: *mut usize,
 ) -> i32 {
-    tsap_out(conn, buf, cap, out_len, |c| c.inner.config().called)
+    tsap_out(conn, buf, cap, out_len, |c| {
+        c.inner.config().called().clone()
+    })
 }
 
 /// Copies the calling TSAP in use (C1: the local TSAP) into `buf`; as `iso_get_remote_tsap`.
@@ -526,7 +488,9 @@ pub unsafe extern "C" fn iso_get_calling_tsap(
     cap: usize,
     out_len: *mut usize,
 ) -> i32 {
-    tsap_out(conn, buf, cap, out_len, |c| c.inner.config().calling)
+    tsap_out(conn, buf, cap, out_len, |c| {
+        c.inner.config().calling().clone()
+    })
 }
 
 unsafe fn tsap_out(

@@ -6,16 +6,14 @@
 
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
 use super::conn::iso_conn;
+use super::conn::ms;
 use super::text::{bytes, last_error_out};
 use crate::error::Error;
-use crate::net::connection::{MAX_MAX_MESSAGE, MAX_MAX_QUEUED, MIN_MAX_MESSAGE};
-use crate::net::{Deadline, Listener};
-use crate::proto::handshake;
+use crate::net::Listener;
 use crate::proto::tsap::Tsap;
 
 /// A listening endpoint (opaque). Create with `iso_listen`, free with `iso_listener_destroy`.
@@ -142,7 +140,7 @@ pub unsafe extern "C" fn iso_accept(
     with_handle(l, "listener", false, |l| {
         non_null(out, "out")?;
         let refused_before = l.inner.refused_count();
-        let result = l.inner.accept(&Deadline::after_ms(timeout_ms));
+        let result = l.inner.accept(ms(timeout_ms));
         let refused_after = l.inner.refused_count();
         let refused_meanwhile = refused_after != refused_before;
         // Whatever this call records below already covers the refusals so far.
@@ -212,12 +210,7 @@ pub unsafe extern "C" fn iso_listener_next_timeout(l: *const iso_listener, out: 
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_tpdu(l: *mut iso_listener, size: u32) -> i32 {
     with_handle(l, "listener", false, |l| {
-        handshake::tpdu_code_for(size)
-            .ok_or_else(|| Error::Invalid(format!("TPDU size {size} is not one of 128 .. 8192")))?;
-        l.inner.configure(|c| {
-            c.max_tpdu = size;
-            Ok(ISO_OK)
-        })
+        l.inner.configure(|c| c.set_max_tpdu(size).map(|()| ISO_OK))
     })
 }
 
@@ -226,15 +219,8 @@ pub unsafe extern "C" fn iso_listener_set_max_tpdu(l: *mut iso_listener, size: u
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_cr_timeout(l: *mut iso_listener, timeout_ms: u32) -> i32 {
     with_handle(l, "listener", false, |l| {
-        if !(1..=3_600_000).contains(&timeout_ms) {
-            return Err(Error::Invalid(format!(
-                "CR timeout {timeout_ms} ms is outside 1..3600000"
-            )));
-        }
-        l.inner.configure(|c| {
-            c.cr_timeout = Duration::from_millis(timeout_ms as u64);
-            Ok(ISO_OK)
-        })
+        l.inner
+            .configure(|c| c.set_cr_timeout(ms(timeout_ms)).map(|()| ISO_OK))
     })
 }
 
@@ -243,15 +229,8 @@ pub unsafe extern "C" fn iso_listener_set_cr_timeout(l: *mut iso_listener, timeo
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, count: u32) -> i32 {
     with_handle(l, "listener", false, |l| {
-        if !(1..=65536).contains(&count) {
-            return Err(Error::Invalid(format!(
-                "pending limit {count} is outside 1..65536"
-            )));
-        }
-        l.inner.configure(|c| {
-            c.max_pending = count as usize;
-            Ok(ISO_OK)
-        })
+        l.inner
+            .configure(|c| c.set_max_pending(count as usize).map(|()| ISO_OK))
     })
 }
 
@@ -260,14 +239,10 @@ pub unsafe extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, coun
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_queued(l: *mut iso_listener, bytes: u32) -> i32 {
     with_handle(l, "listener", false, |l| {
-        if bytes as usize > MAX_MAX_QUEUED {
-            return Err(Error::Invalid(format!(
-                "send-queue limit {bytes} is above {MAX_MAX_QUEUED}"
-            )));
-        }
         l.inner.configure(|c| {
-            c.max_queued = bytes as usize;
-            Ok(ISO_OK)
+            c.transfer_mut()
+                .set_max_queued(bytes as usize)
+                .map(|()| ISO_OK)
         })
     })
 }
@@ -277,14 +252,10 @@ pub unsafe extern "C" fn iso_listener_set_max_queued(l: *mut iso_listener, bytes
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_message(l: *mut iso_listener, bytes: u32) -> i32 {
     with_handle(l, "listener", false, |l| {
-        if !(MIN_MAX_MESSAGE..=MAX_MAX_MESSAGE).contains(&(bytes as usize)) {
-            return Err(Error::Invalid(format!(
-                "maximum message {bytes} is outside {MIN_MAX_MESSAGE}..{MAX_MAX_MESSAGE}"
-            )));
-        }
         l.inner.configure(|c| {
-            c.max_message = bytes as usize;
-            Ok(ISO_OK)
+            c.transfer_mut()
+                .set_max_message(bytes as usize)
+                .map(|()| ISO_OK)
         })
     })
 }
@@ -301,12 +272,7 @@ pub unsafe extern "C" fn iso_listener_allow_tsap(
     with_handle(l, "listener", false, |l| {
         non_null(tsap, "tsap")?;
         let t = Tsap::new(bytes(tsap, len)?).map_err(|e| Error::Invalid(e.to_string()))?;
-        l.inner.configure(|c| {
-            if !c.allowed_called.contains(&t) {
-                c.allowed_called.push(t);
-            }
-            Ok(ISO_OK)
-        })
+        l.inner.configure(|c| c.allow_called(t).map(|()| ISO_OK))
     })
 }
 
@@ -322,7 +288,7 @@ pub unsafe extern "C" fn iso_listener_set_filter(
     with_handle(l, "listener", false, |l| {
         let user = user as usize;
         l.inner.configure(|c| {
-            c.filter = filter.map(|f| {
+            c.set_filter(filter.map(|f| {
                 Box::new(move |cr: &crate::proto::responder::CrInfo| {
                     let empty = Tsap::from_wire(&[]);
                     let calling = cr.calling.as_ref().unwrap_or(&empty).as_bytes();
@@ -343,7 +309,7 @@ pub unsafe extern "C" fn iso_listener_set_filter(
                         _ => Err(crate::proto::responder::reason::ADDRESS_UNKNOWN),
                     }
                 }) as crate::net::listener::CrFilter
-            });
+            }));
             Ok(ISO_OK)
         })
     })

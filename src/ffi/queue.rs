@@ -6,11 +6,8 @@
 
 use super::boundary::{non_null, with_handle};
 use super::codes::ISO_OK;
-use super::conn::{configure, iso_conn};
+use super::conn::{configure, iso_conn, ms};
 use super::text::bytes;
-use crate::error::Error;
-use crate::net::connection::MAX_MAX_QUEUED;
-use crate::net::Deadline;
 
 /// Sends one whole message without blocking: the DTs the socket does not take at once are
 /// copied into the connection's send queue, in order, to be written by `iso_flush` (or by the
@@ -37,9 +34,7 @@ pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, le
 #[no_mangle]
 pub unsafe extern "C" fn iso_flush(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     with_handle(conn, "conn", false, |c| {
-        c.inner
-            .flush(&Deadline::after_ms(timeout_ms))
-            .map(|()| ISO_OK)
+        c.inner.flush(ms(timeout_ms)).map(|()| ISO_OK)
     })
 }
 
@@ -62,13 +57,5 @@ pub unsafe extern "C" fn iso_get_send_pending(conn: *const iso_conn, out: *mut u
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_max_queued(conn: *mut iso_conn, bytes: u32) -> i32 {
-    configure(conn, |c| {
-        if bytes as usize > MAX_MAX_QUEUED {
-            return Err(Error::Invalid(format!(
-                "send-queue limit {bytes} is above {MAX_MAX_QUEUED}"
-            )));
-        }
-        c.max_queued = bytes as usize;
-        Ok(())
-    })
+    configure(conn, |c| c.transfer_mut().set_max_queued(bytes as usize))
 }

@@ -34,7 +34,7 @@ pub unsafe extern "C" fn iso_set_trace(
 ) -> i32 {
     with_handle(conn, "conn", false, |c| {
         let user = user as usize;
-        c.inner.trace.set_callback(callback.map(|f| {
+        c.inner.set_trace_callback(callback.map(|f| {
             Box::new(move |sent: bool, frame: &[u8]| {
                 let direction = if sent {
                     ISO_TRACE_SENT

@@ -13,90 +13,22 @@ use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use socket2::Socket;
 
 use super::deadline::Deadline;
-use super::socket::{self, Keepalive};
+use super::settings::Config;
+use super::socket;
 use super::sys;
-use super::trace::Tracer;
+use super::trace::{TraceFn, Tracer};
 use super::transmit::{self, OutQueue, WriteError};
-use crate::error::{Error, Result};
-use crate::proto::cotp;
-use crate::proto::handshake::{ConnectAnswer, ConnectRequest, Negotiated};
+use crate::error::{Error, Limit, PeerClose, Result, StateKind};
+use crate::proto::handshake::{ConnectAnswer, Negotiated};
 use crate::proto::segment::{self, Destination, Limits};
 use crate::proto::tpkt::Framer;
-use crate::proto::transfer::{Progress, Receiver, Tap};
-use crate::proto::tsap::Tsap;
-
-/// Default maximum message size (send and receive).
-pub const DEFAULT_MAX_MESSAGE: usize = 65_536;
-/// Largest settable maximum message size.
-pub const MAX_MAX_MESSAGE: usize = 16 << 20;
-/// Smallest settable maximum message size.
-pub const MIN_MAX_MESSAGE: usize = 128;
-/// Default limit on bytes held by non-blocking sends beyond the first queued message.
-pub const DEFAULT_MAX_QUEUED: usize = 256 << 10;
-/// Largest settable send-queue limit.
-pub const MAX_MAX_QUEUED: usize = 256 << 20;
-/// Default limit on DTs per received message.
-pub const DEFAULT_MAX_FRAGMENTS: u32 = 4096;
-
-/// Everything set before connecting. Defaults match python-snap7's ISOTCPConnection.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub host: String,
-    pub port: u16,
-    pub calling: Tsap,
-    pub called: Tsap,
-    pub tpdu_size: u32,
-    /// Parameters appended to the CR after C0 (python-snap7 routing).
-    pub extra_params: Vec<(u8, Vec<u8>)>,
-    pub send_timeout_ms: u32,
-    pub max_message: usize,
-    pub max_fragments: u32,
-    /// Non-blocking sends queue at most this many bytes (a message is always accepted when
-    /// nothing is queued).
-    pub max_queued: usize,
-    pub keepalive: Keepalive,
-}
-
-impl Config {
-    pub fn new(host: &str, port: u16) -> Result<Config> {
-        socket::validate_host(host)?;
-        Ok(Config {
-            host: host.to_owned(),
-            port,
-            calling: Tsap::from_u16(0x0100),
-            called: Tsap::from_u16(0x0102),
-            tpdu_size: 1024,
-            extra_params: Vec::new(),
-            send_timeout_ms: 5000,
-            max_message: DEFAULT_MAX_MESSAGE,
-            max_fragments: DEFAULT_MAX_FRAGMENTS,
-            max_queued: DEFAULT_MAX_QUEUED,
-            keepalive: Keepalive::default(),
-        })
-    }
-
-    /// The CR this configuration sends (fails if it would exceed 128 bytes).
-    pub fn connect_request(&self) -> ConnectRequest {
-        ConnectRequest {
-            calling: self.calling.clone(),
-            called: self.called.clone(),
-            tpdu_size: self.tpdu_size,
-            extra: self.extra_params.clone(),
-        }
-    }
-
-    pub(crate) fn limits(&self) -> Limits {
-        Limits {
-            max_message: self.max_message,
-            max_fragments: self.max_fragments,
-        }
-    }
-}
+use crate::proto::transfer::{PeerEnd, Progress, Receiver, Tap};
 
 /// A connected socket and what was negotiated on it.
 struct Live {
@@ -104,7 +36,7 @@ struct Live {
     handle: i64,
     negotiated: Negotiated,
     limits: Limits,
-    send_timeout_ms: u32,
+    send_timeout: Duration,
     max_queued: usize,
     /// Bytes of DTs the socket has not taken yet; also the send lock: writers hold it for a
     /// whole message, so DTs of two messages never interleave.
@@ -113,8 +45,8 @@ struct Live {
     send_armed: sys::ArmedTimeout,
     /// Set by `disconnect` (wakes sliced waits on platforms where shutdown does not).
     stop: AtomicBool,
-    /// Why the peer ended the connection (EOF, reset, DR, ER), once it has.
-    peer_ended: Mutex<Option<String>>,
+    /// How and why the peer ended the connection (EOF, reset, DR, ER), once it has.
+    peer_ended: Mutex<Option<(PeerClose, String)>>,
 }
 
 impl Live {
@@ -123,9 +55,9 @@ impl Live {
             handle: sys::raw_handle(&sock),
             sock,
             negotiated,
-            limits: cfg.limits(),
-            send_timeout_ms: cfg.send_timeout_ms,
-            max_queued: cfg.max_queued,
+            limits: cfg.transfer().limits(),
+            send_timeout: cfg.transfer().send_timeout(),
+            max_queued: cfg.transfer().max_queued(),
             out: Mutex::new(OutQueue::default()),
             send_armed: sys::ArmedTimeout::default(),
             stop: AtomicBool::new(false),
@@ -133,12 +65,18 @@ impl Live {
         }
     }
 
-    fn peer_ended(&self) -> Option<String> {
-        self.peer_ended.lock().clone()
+    /// The error every later call gets once the peer has ended the connection.
+    fn peer_ended(&self) -> Option<Error> {
+        let ended = self.peer_ended.lock();
+        let (by, message) = ended.as_ref()?;
+        Some(Error::Closed {
+            by: *by,
+            message: message.clone(),
+        })
     }
 
-    fn set_peer_ended(&self, why: String) {
-        self.peer_ended.lock().get_or_insert(why);
+    fn set_peer_ended(&self, by: PeerClose, why: String) {
+        self.peer_ended.lock().get_or_insert((by, why));
     }
 }
 
@@ -165,7 +103,10 @@ impl ConnectAbort {
     }
 
     fn error() -> Error {
-        Error::State("the connect was ended by iso_disconnect from another thread".into())
+        Error::state(
+            StateKind::Interrupted,
+            "the connect was ended by a disconnect from another thread",
+        )
     }
 }
 
@@ -207,6 +148,12 @@ enum Fill {
     Reset(io::Error),
 }
 
+/// One ISO-on-TCP connection, either one that connects ([`Connection::new`] then
+/// [`Connection::connect`]) or one a [`Listener`](super::Listener) accepted.
+///
+/// Every method takes `&self` and may be called from any thread: one thread may send while
+/// another receives, and [`Connection::disconnect`] from any thread wakes a call blocked on
+/// the connection, which then fails with [`StateKind::Interrupted`].
 pub struct Connection {
     config: Mutex<Config>,
     link: Mutex<Link>,
@@ -214,13 +161,14 @@ pub struct Connection {
     /// Accepted by a listener: it cannot connect again.
     passive: bool,
     /// Frame tracing (off unless asked for).
-    pub trace: Tracer,
+    trace: Tracer,
 }
 
 impl Connection {
+    /// A connection with these settings, not connected yet. No network I/O happens here.
     pub fn new(config: Config) -> Connection {
         let rx = Rx {
-            receiver: Receiver::new(config.limits()),
+            receiver: Receiver::new(config.transfer().limits()),
             armed: sys::ArmedTimeout::default(),
         };
         Connection {
@@ -243,7 +191,7 @@ impl Connection {
         // A failure here shows on the first receive or send, where it can be reported.
         let _ = sys::enter_transfer_mode(&sock);
         let live = Live::new(sock, negotiated, &config);
-        let config_limits = config.limits();
+        let config_limits = config.transfer().limits();
         let mut conn = Connection::new(config);
         conn.rx.get_mut().receiver = Receiver::after_handshake(framer, config_limits);
         conn.link.get_mut().live = Some(Arc::new(live));
@@ -251,46 +199,50 @@ impl Connection {
         conn
     }
 
-    /// Changes the configuration; refused while connected or connecting.
+    /// Changes the settings: `f` gets a copy, which is kept only when `f` succeeds (the
+    /// setters of [`Config`] check each value). Refused while connected or connecting.
     pub fn configure<T>(&self, f: impl FnOnce(&mut Config) -> Result<T>) -> Result<T> {
         let link = self.link.lock();
         if link.live.is_some() || link.connecting.is_some() {
-            return Err(Error::State(
-                "settings cannot change while connected: call iso_disconnect first".into(),
+            return Err(Error::state(
+                StateKind::SettingsLocked,
+                "settings cannot change while connected or connecting: disconnect first",
             ));
         }
         let mut cfg = self.config.lock();
         let mut new = cfg.clone();
         let out = f(&mut new)?;
-        new.connect_request()
-            .encode()
-            .map_err(|e| Error::Invalid(e.to_string()))?;
         *cfg = new;
         Ok(out)
     }
 
+    /// A copy of the current settings.
     pub fn config(&self) -> Config {
         self.config.lock().clone()
     }
 
-    /// Resolves, connects TCP and completes the CR/CC exchange, all within one deadline.
-    pub fn connect(&self, timeout_ms: u32) -> Result<()> {
-        let deadline = Deadline::after_ms(timeout_ms);
+    /// Resolves the host, connects TCP and completes the CR/CC exchange, all within one
+    /// `timeout`. Zero fails with [`Error::WouldBlock`] unless everything completes at once.
+    pub fn connect(&self, timeout: Duration) -> Result<()> {
+        let deadline = Deadline::after(timeout);
         if self.passive {
-            return Err(Error::State(
-                "an accepted connection cannot connect: accept a new one".into(),
+            return Err(Error::state(
+                StateKind::Passive,
+                "an accepted connection cannot connect: accept a new one",
             ));
         }
         let cfg = {
             let mut link = self.link.lock();
             if link.live.is_some() {
-                return Err(Error::State(
-                    "already connected: call iso_disconnect first".into(),
+                return Err(Error::state(
+                    StateKind::AlreadyConnected,
+                    "already connected: disconnect first",
                 ));
             }
             if link.connecting.is_some() {
-                return Err(Error::State(
-                    "a connect is already in progress on this handle".into(),
+                return Err(Error::state(
+                    StateKind::ConnectInProgress,
+                    "a connect is already in progress on this connection",
                 ));
             }
             let abort = Arc::new(ConnectAbort::default());
@@ -313,8 +265,8 @@ impl Connection {
     fn open(&self, cfg: &Config, deadline: &Deadline, abort: &ConnectAbort) -> Result<Live> {
         let req = cfg.connect_request();
         let cr = req.encode()?;
-        let addrs = socket::resolve(&cfg.host, cfg.port, deadline)?;
-        let sock = socket::connect_any(&addrs, deadline, &cfg.keepalive)?;
+        let addrs = socket::resolve(cfg.host(), cfg.port(), deadline)?;
+        let sock = socket::connect_any(&addrs, deadline, &cfg.transfer().keepalive())?;
         let _watch = AbortWatch::new(abort, &sock);
         if abort.aborted() {
             return Err(ConnectAbort::error());
@@ -324,7 +276,7 @@ impl Connection {
             self.trace.set_endpoints(endpoints(&sock));
         }
         let during = |what: &str| {
-            format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling, cfg.called)
+            format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling(), cfg.called())
         };
         match transmit::write_all(&sock, &mut [IoSlice::new(&cr)], deadline, &abort.stop, None) {
             Ok(_) if self.trace.is_on() => self.trace.frame(true, &cr),
@@ -332,7 +284,12 @@ impl Connection {
             Err(_) if abort.aborted() => return Err(ConnectAbort::error()),
             Err(WriteError::Deadline { .. }) => return Err(deadline.ran_out("sending the COTP CR")),
             Err(WriteError::Io { error, .. }) if sys::is_reset(&error) => {
-                return Err(Error::Closed(during("connection reset by peer")))
+                return Err(Error::Closed {
+                    by: PeerClose::Reset {
+                        os_error: error.raw_os_error(),
+                    },
+                    message: during("connection reset by peer"),
+                })
             }
             Err(WriteError::Io { error, .. }) => {
                 return Err(Error::io("sending the COTP CR", error))
@@ -342,7 +299,7 @@ impl Connection {
         // right after its CC stays buffered for the first receive.
         let mut rx = self.rx.lock();
         rx.armed.reset();
-        rx.receiver.start_connect(cfg.limits());
+        rx.receiver.start_connect(cfg.transfer().limits());
         let mut seen = |raw: &[u8]| self.trace.frame(false, raw);
         let answer = loop {
             if let Some(answer) = rx
@@ -362,23 +319,29 @@ impl Connection {
             )? {
                 _ if abort.aborted() => return Err(ConnectAbort::error()),
                 Fill::Data => {}
-                Fill::Eof => return Err(Error::Closed(during("connection closed by peer"))),
-                Fill::Reset(_) => return Err(Error::Closed(during("connection reset by peer"))),
+                Fill::Eof => {
+                    return Err(Error::Closed {
+                        by: PeerClose::Fin,
+                        message: during("connection closed by peer"),
+                    })
+                }
+                Fill::Reset(e) => {
+                    return Err(Error::Closed {
+                        by: PeerClose::Reset {
+                            os_error: e.raw_os_error(),
+                        },
+                        message: during("connection reset by peer"),
+                    })
+                }
             }
         };
         let negotiated = match answer {
             ConnectAnswer::Confirmed(n) => n,
             ConnectAnswer::Refused { reason } => {
-                return Err(Error::Rejected(format!(
-                    "COTP connection refused by peer with DR, reason 0x{reason:02X} ({})",
-                    cotp::dr_reason_text(reason)
-                )))
+                return Err(Error::Rejected(PeerEnd::Disconnect { reason }))
             }
             ConnectAnswer::Rejected { cause } => {
-                return Err(Error::Rejected(format!(
-                    "COTP connection request rejected by peer with ER, cause {cause} ({})",
-                    cotp::er_cause_text(cause)
-                )))
+                return Err(Error::Rejected(PeerEnd::Error { cause }))
             }
         };
         Ok(Live::new(sock, negotiated, cfg))
@@ -388,10 +351,11 @@ impl Connection {
         let link = self.link.lock();
         match (&link.live, &link.ended) {
             (Some(l), _) => Ok(l.clone()),
-            (None, Some(why)) => Err(Error::State(format!(
-                "not connected (the connection was closed after: {why})"
-            ))),
-            (None, None) => Err(Error::State("not connected: call iso_connect first".into())),
+            (None, Some(why)) => Err(Error::state(
+                StateKind::Ended,
+                format!("not connected (the connection was closed after: {why})"),
+            )),
+            (None, None) => Err(Error::state(StateKind::NotConnected, "not connected")),
         }
     }
 
@@ -416,7 +380,10 @@ impl Connection {
     }
 
     fn disconnected_meanwhile() -> Error {
-        Error::State("the connection was closed by iso_disconnect while this call waited".into())
+        Error::state(
+            StateKind::Interrupted,
+            "the connection was closed by a disconnect from another thread while this call waited",
+        )
     }
 
     /// Checks a message before it is sent or queued; returns the live socket.
@@ -428,14 +395,13 @@ impl Connection {
         }
         let live = self.live()?;
         if message.len() > live.limits.max_message {
-            return Err(Error::TooLarge(format!(
-                "message of {} bytes is above the maximum message size of {}",
-                message.len(),
-                live.limits.max_message
-            )));
+            return Err(Error::TooLarge(Limit::Send {
+                len: message.len(),
+                max: live.limits.max_message,
+            }));
         }
-        if let Some(why) = live.peer_ended() {
-            return Err(Error::Closed(why));
+        if let Some(ended) = live.peer_ended() {
+            return Err(ended);
         }
         Ok(live)
     }
@@ -446,9 +412,12 @@ impl Connection {
             return Self::disconnected_meanwhile();
         }
         if sys::is_reset(&error) {
+            let by = PeerClose::Reset {
+                os_error: error.raw_os_error(),
+            };
             let why = format!("connection closed by peer ({error})");
-            live.set_peer_ended(why.clone());
-            return Error::Closed(why);
+            live.set_peer_ended(by, why.clone());
+            return Error::Closed { by, message: why };
         }
         self.fail(live, Error::io(what, error))
     }
@@ -470,7 +439,7 @@ impl Connection {
 
     fn send_on(&self, live: &Arc<Live>, message: &[u8]) -> Result<()> {
         let mut out = live.out.lock();
-        let deadline = Deadline::after_ms(live.send_timeout_ms);
+        let deadline = Deadline::after(live.send_timeout);
         match out.flush(&live.sock, &deadline, &live.stop, Some(&live.send_armed)) {
             Ok(()) => {}
             Err(_) if !self.is_current(live) => return Err(Self::disconnected_meanwhile()),
@@ -527,7 +496,7 @@ impl Connection {
             let encoded = segment::encoded_len(message.len(), tpdu);
             if out.pending() + encoded > live.max_queued {
                 return Err(Error::WouldBlock(Cow::Owned(format!(
-                    "send queue holds {} bytes and this message needs {encoded} more, above the limit of {}: wait until the socket is writable and call iso_flush",
+                    "send queue holds {} bytes and this message needs {encoded} more, above the limit of {}: wait until the socket is writable, then flush the queue",
                     out.pending(),
                     live.max_queued
                 ))));
@@ -545,17 +514,16 @@ impl Connection {
         }
     }
 
-    /// Writes queued bytes within the deadline. Ok when nothing remains queued.
-    pub fn flush(&self, deadline: &Deadline) -> Result<()> {
+    /// Writes queued bytes within `timeout`. Ok when nothing remains queued; bytes that do not
+    /// go out stay queued, in order.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let deadline = &Deadline::after(timeout);
         let live = self.live()?;
         let mut out = live.out.lock();
         match out.flush(&live.sock, deadline, &live.stop, Some(&live.send_armed)) {
             Ok(()) => Ok(()),
             Err(_) if !self.is_current(&live) => Err(Self::disconnected_meanwhile()),
-            Err(WriteError::Deadline { .. }) => {
-                Err(deadline
-                    .ran_out("flush: bytes remain queued (iso_get_send_pending counts them)"))
-            }
+            Err(WriteError::Deadline { .. }) => Err(deadline.ran_out("flush: bytes remain queued")),
             Err(WriteError::Io { error, .. }) => Err(self.write_failed(&live, error, "flush")),
         }
     }
@@ -568,8 +536,11 @@ impl Connection {
         }
     }
 
-    /// Receives one whole message into `buf`; returns its length.
-    pub fn recv(&self, buf: &mut [u8], deadline: &Deadline) -> Result<usize> {
+    /// Receives one whole message into `buf` within `timeout`; returns its length. A timeout
+    /// loses nothing: the next call continues the message. A buffer too small for the message
+    /// fails with [`Error::BufferTooSmall`] and leaves it queued.
+    pub fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        let deadline = &Deadline::after(timeout);
         let live = self.live()?;
         let mut rx = self.rx.lock();
         let mut dest = Destination::new(buf);
@@ -592,8 +563,10 @@ impl Connection {
         }
     }
 
-    /// True when a whole message is ready, so `recv` returns it at once.
-    pub fn poll(&self, deadline: &Deadline) -> Result<bool> {
+    /// Waits up to `timeout` for a whole message: true when one is ready, so
+    /// [`Connection::recv`] returns it at once.
+    pub fn poll(&self, timeout: Duration) -> Result<bool> {
+        let deadline = &Deadline::after(timeout);
         let live = self.live()?;
         let mut rx = self.rx.lock();
         match self.wait_message(&live, &mut rx, deadline, "poll", None) {
@@ -623,13 +596,13 @@ impl Connection {
                 Ok(Progress::PeerEnded(end)) => {
                     // DR/ER ends the transport connection: release TCP too, so the peer is not
                     // left holding it until the caller disconnects. What is buffered stays readable.
-                    live.set_peer_ended(end.to_string());
+                    live.set_peer_ended(PeerClose::Tpdu(end), end.to_string());
                     let _ = live.sock.shutdown(Shutdown::Both);
                 }
                 Err(e) => return Err(self.fail(live, e.into())),
             }
-            if let Some(why) = live.peer_ended() {
-                return Err(Error::Closed(why));
+            if let Some(ended) = live.peer_ended() {
+                return Err(ended);
             }
             let Rx { receiver, armed } = &mut *rx;
             let filled = fill(&live.sock, receiver, armed, deadline, &live.stop, what);
@@ -642,12 +615,16 @@ impl Connection {
             };
             match filled {
                 Ok(Fill::Data) => {}
-                Ok(Fill::Eof) => {
-                    live.set_peer_ended(closed_why("connection closed by peer".into()))
-                }
-                Ok(Fill::Reset(e)) => {
-                    live.set_peer_ended(closed_why(format!("connection reset by peer ({e})")))
-                }
+                Ok(Fill::Eof) => live.set_peer_ended(
+                    PeerClose::Fin,
+                    closed_why("connection closed by peer".into()),
+                ),
+                Ok(Fill::Reset(e)) => live.set_peer_ended(
+                    PeerClose::Reset {
+                        os_error: e.raw_os_error(),
+                    },
+                    closed_why(format!("connection reset by peer ({e})")),
+                ),
                 Err(e @ (Error::Timeout(_) | Error::WouldBlock(_))) => return Err(e),
                 Err(e) => return Err(self.fail(live, e)),
             }
@@ -664,7 +641,8 @@ impl Connection {
         !sys::peer_hung_up(&live.sock).unwrap_or(true)
     }
 
-    /// Closes the connection (if any) and wakes threads blocked on it. The handle may connect again.
+    /// Closes the connection (if any) and wakes threads blocked on it. The connection keeps
+    /// its settings and may connect again.
     pub fn disconnect(&self) {
         let live = {
             let mut link = self.link.lock();
@@ -680,7 +658,14 @@ impl Connection {
         }
     }
 
-    /// Starts (or with None stops) writing traced frames to a capture file.
+    /// Installs (or with `None` removes) a function that sees every frame sent (`true`) and
+    /// received (`false`), whole TPKT packets as on the wire.
+    pub fn set_trace_callback(&self, callback: Option<TraceFn>) {
+        self.trace.set_callback(callback);
+    }
+
+    /// Starts (or with None stops) writing traced frames to a capture file (pcap, readable by
+    /// Wireshark).
     pub fn set_trace_file(&self, path: Option<&std::path::Path>) -> Result<()> {
         self.trace.set_file(path)?;
         if let Ok(live) = self.live() {
@@ -689,15 +674,25 @@ impl Connection {
         Ok(())
     }
 
+    /// What the CR/CC exchange settled, while connected.
     pub fn negotiated(&self) -> Result<Negotiated> {
         Ok(self.live()?.negotiated.clone())
     }
 
+    /// The negotiated TPDU size, in bytes, while connected.
     pub fn tpdu_size(&self) -> Result<u32> {
         Ok(self.live()?.negotiated.tpdu_size)
     }
 
-    pub fn raw_handle(&self) -> Result<i64> {
+    /// The connected socket, for an event loop to wait on (readable: call
+    /// [`Connection::poll`] or [`Connection::recv`] with a zero timeout). The socket stays
+    /// open while the returned value lives, even if the connection is closed meanwhile; never
+    /// read, write or close it yourself.
+    pub fn socket(&self) -> Result<ConnectionSocket> {
+        Ok(ConnectionSocket(self.live()?))
+    }
+
+    pub(crate) fn raw_handle(&self) -> Result<i64> {
         Ok(self.live()?.handle)
     }
 }
@@ -721,9 +716,10 @@ fn fill(
     if spare.is_empty() {
         // The receiver offers room whenever it needs bytes; no room means a bug here, reported
         // rather than spinning on zero-byte reads.
-        return Err(Error::State(format!(
-            "{what}: the receive buffer has no room although no whole message is ready"
-        )));
+        return Err(Error::io(
+            what,
+            io::Error::other("the receive buffer has no room although no whole message is ready"),
+        ));
     }
     match sys::recv(sock, spare, deadline, stop, armed) {
         Ok(Some(0)) => Ok(Fill::Eof),
@@ -747,4 +743,35 @@ fn endpoints(sock: &Socket) -> Option<(std::net::SocketAddr, std::net::SocketAdd
     let local = sock.local_addr().ok()?.as_socket()?;
     let peer = sock.peer_addr().ok()?.as_socket()?;
     Some((local, peer))
+}
+
+/// A connection's socket, kept open while this lives (see [`Connection::socket`]).
+pub struct ConnectionSocket(Arc<Live>);
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for ConnectionSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.sock.as_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for ConnectionSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.sock.as_raw_fd()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for ConnectionSocket {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        self.0.sock.as_socket()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsRawSocket for ConnectionSocket {
+    fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+        self.0.sock.as_raw_socket()
+    }
 }

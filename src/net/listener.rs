@@ -12,58 +12,19 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::connection::{
-    Config, Connection, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_QUEUED,
-};
+use super::connection::Connection;
 use super::deadline::Deadline;
-use super::socket::{self, Keepalive};
+use super::settings::{Config, ListenerConfig};
+use super::socket;
 use super::sys::{self, ReadyWatch};
 use super::transmit;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StateKind};
 use crate::proto::handshake::Negotiated;
 use crate::proto::responder::{self, CrInfo, Refusal};
 use crate::proto::tpkt::{self, Framer};
-use crate::proto::tsap::Tsap;
 
 /// Decides whether to accept a valid CR: Ok, or Err(DR reason).
 pub type CrFilter = Box<dyn Fn(&CrInfo) -> std::result::Result<(), u8> + Send + Sync>;
-
-/// Settings of a listener and of the connections it accepts.
-pub struct ListenerConfig {
-    /// Largest TPDU size granted (default 8192).
-    pub max_tpdu: u32,
-    /// Time a client has to send its CR after TCP connect (default 5000 ms).
-    pub cr_timeout: Duration,
-    /// Most handshakes waiting for their CR at once (default 64); the oldest is dropped beyond.
-    pub max_pending: usize,
-    /// Called TSAPs served; empty: any.
-    pub allowed_called: Vec<Tsap>,
-    /// A further decision on each valid CR (after `allowed_called`).
-    pub filter: Option<CrFilter>,
-    /// For accepted connections.
-    pub max_message: usize,
-    pub max_fragments: u32,
-    pub max_queued: usize,
-    pub send_timeout_ms: u32,
-    pub keepalive: Keepalive,
-}
-
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        ListenerConfig {
-            max_tpdu: 8192,
-            cr_timeout: Duration::from_millis(5000),
-            max_pending: 64,
-            allowed_called: Vec::new(),
-            filter: None,
-            max_message: DEFAULT_MAX_MESSAGE,
-            max_fragments: DEFAULT_MAX_FRAGMENTS,
-            max_queued: DEFAULT_MAX_QUEUED,
-            send_timeout_ms: 5000,
-            keepalive: Keepalive::default(),
-        }
-    }
-}
 
 /// A TCP connection whose CR has not arrived yet.
 struct Pending {
@@ -82,6 +43,8 @@ enum Progress {
     Confirmed(Box<(Config, Negotiated)>),
 }
 
+/// A listening endpoint, the passive (PLC or gateway) side: [`Listener::accept`] returns each
+/// client whose CR it confirmed as a [`Connection`].
 pub struct Listener {
     sock: Socket,
     port: u16,
@@ -107,9 +70,12 @@ impl Listener {
             None => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
             Some(h) => {
                 socket::validate_host(h)?;
-                *socket::resolve(h, port, &Deadline::after_ms(5000))?
-                    .first()
-                    .expect("resolve returns addresses")
+                let addrs = socket::resolve(h, port, &Deadline::after_ms(5000))?;
+                // resolve() never returns an empty list; say so rather than panic if it did.
+                *addrs.first().ok_or_else(|| Error::Resolve {
+                    host: h.into(),
+                    detail: "no addresses".into(),
+                })?
             }
         };
         let io = |what: &str, e: io::Error| Error::io(format!("{what} ({addr})"), e);
@@ -144,25 +110,32 @@ impl Listener {
         })
     }
 
+    /// The port listened on (the one picked when bound to port 0).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Changes the settings; they apply to handshakes judged afterwards. Each setter of
+    /// [`ListenerConfig`] checks its value and changes nothing when it fails.
     pub fn configure<T>(&self, f: impl FnOnce(&mut ListenerConfig) -> Result<T>) -> Result<T> {
         f(&mut self.config.lock())
     }
 
-    /// A descriptor for event loops: readable when `accept(0)` may have something to do.
-    pub fn raw_handle(&self) -> i64 {
+    /// A descriptor for event loops: readable when `accept` with a zero timeout may have
+    /// something to do (on Linux an epoll instance watching the listening socket and every
+    /// pending handshake; elsewhere the listening socket).
+    pub(crate) fn raw_handle(&self) -> i64 {
         self.watch
             .fd()
             .unwrap_or_else(|| sys::raw_handle(&self.sock))
     }
 
+    /// Handshakes refused or dropped so far (bad CR, filter, CR timeout, overflow).
     pub fn refused_count(&self) -> u64 {
         self.refused.load(Ordering::Acquire)
     }
 
+    /// Connections accepted so far.
     pub fn accepted_count(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
@@ -194,15 +167,17 @@ impl Listener {
         })
     }
 
-    /// Waits up to the deadline for a client whose CR is valid and accepted, answers it with a CC
+    /// Waits up to `timeout` for a client whose CR is valid and accepted, answers it with a CC
     /// and returns the connection. Refused CRs are answered with DR, closed and counted; the wait
-    /// goes on.
-    pub fn accept(&self, deadline: &Deadline) -> Result<Connection> {
+    /// goes on. Zero never blocks ([`Error::WouldBlock`] when nobody is ready).
+    pub fn accept(&self, timeout: Duration) -> Result<Connection> {
+        let deadline = &Deadline::after(timeout);
         let mut pending = self.pending.lock();
         loop {
             if self.closed.load(Ordering::Acquire) {
-                return Err(Error::State(
-                    "the listener was shut down: destroy it".into(),
+                return Err(Error::state(
+                    StateKind::ListenerShutDown,
+                    "the listener was shut down",
                 ));
             }
             self.take_new_connections(&mut pending)?;
@@ -243,7 +218,7 @@ impl Listener {
     fn take_new_connections(&self, pending: &mut Vec<Pending>) -> Result<()> {
         let (max_pending, cr_timeout) = {
             let c = self.config.lock();
-            (c.max_pending.max(1), c.cr_timeout)
+            (c.max_pending(), c.cr_timeout())
         };
         loop {
             let (sock, addr) = match self.sock.accept() {
@@ -337,12 +312,8 @@ impl Listener {
 
     fn judge(&self, cr: &CrInfo) -> std::result::Result<(), Refusal> {
         let cfg = self.config.lock();
-        if !cfg.allowed_called.is_empty()
-            && !cr
-                .called
-                .as_ref()
-                .is_some_and(|c| cfg.allowed_called.contains(c))
-        {
+        let allowed = cfg.allowed_called();
+        if !allowed.is_empty() && !cr.called.as_ref().is_some_and(|c| allowed.contains(c)) {
             let called = cr.called.as_ref().map_or("none".into(), |t| t.to_string());
             return Err(Refusal::new(
                 responder::reason::ADDRESS_UNKNOWN,
@@ -350,7 +321,7 @@ impl Listener {
                 format!("called TSAP {called} is not served here"),
             ));
         }
-        if let Some(filter) = &cfg.filter {
+        if let Some(filter) = cfg.filter() {
             if let Err(reason) = filter(cr) {
                 return Err(Refusal::new(
                     reason,
@@ -401,9 +372,12 @@ impl Listener {
 
     fn confirm(&self, p: &mut Pending, cr: CrInfo) -> Progress {
         let cfg = self.config.lock();
-        let tpdu_size = responder::granted_tpdu(&cr, cfg.max_tpdu);
+        let tpdu_size = responder::granted_tpdu(&cr, cfg.max_tpdu());
         let our_ref = self.our_ref();
-        let cc = responder::encode_cc(&cr, our_ref, tpdu_size);
+        let cc = match responder::encode_cc(&cr, our_ref, tpdu_size) {
+            Ok(cc) => cc,
+            Err(e) => return Progress::Dropped(format!("the CC cannot be encoded: {e}")),
+        };
         if let Err(e) = transmit::write_all(
             &p.sock,
             &mut [IoSlice::new(&cc)],
@@ -413,22 +387,16 @@ impl Listener {
         ) {
             return Progress::Dropped(format!("sending the CC failed: {e:?}"));
         }
-        if let Err(e) = socket::set_keepalive(&p.sock, &cfg.keepalive) {
+        if let Err(e) = socket::set_keepalive(&p.sock, &cfg.transfer().keepalive()) {
             return Progress::Dropped(format!("keep-alive: {e}"));
         }
-        let config = Config {
-            host: p.peer.ip().to_string(),
-            port: p.peer.port(),
-            calling: cr.calling.clone().unwrap_or_else(|| Tsap::from_wire(&[])),
-            called: cr.called.clone().unwrap_or_else(|| Tsap::from_wire(&[])),
+        let config = Config::accepted(
+            p.peer,
+            cr.calling.clone(),
+            cr.called.clone(),
             tpdu_size,
-            extra_params: Vec::new(),
-            send_timeout_ms: cfg.send_timeout_ms,
-            max_message: cfg.max_message,
-            max_fragments: cfg.max_fragments,
-            max_queued: cfg.max_queued,
-            keepalive: cfg.keepalive,
-        };
+            cfg.transfer().clone(),
+        );
         let negotiated = Negotiated {
             tpdu_size,
             peer_ref: cr.src_ref,
@@ -437,5 +405,23 @@ impl Listener {
             notes: Vec::new(),
         };
         Progress::Confirmed(Box::new((config, negotiated)))
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for Listener {
+    /// The event-loop descriptor (see [`Listener::accept`]): on Linux an epoll instance that
+    /// is readable when the listening socket or any pending handshake is.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.watch.as_fd().unwrap_or_else(|| self.sock.as_fd())
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for Listener {
+    /// The listening socket, readable when a client connects; pending handshakes need
+    /// `accept(0)` calls at [`Listener::next_timeout`].
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        self.sock.as_socket()
     }
 }

@@ -1,15 +1,21 @@
-//! Sockets and time: connecting within a deadline, the connection state machine.
+//! Sockets and time over the protocol core: connecting within a deadline, the connection
+//! ([`Connection`](crate::net::Connection)), the passive side
+//! ([`Listener`](crate::net::Listener)) and their settings.
+//!
+//! Everything here moves bytes, waits and locks; what the bytes mean is decided by
+//! [`proto`](crate::proto).
 
 pub mod connection;
-pub mod deadline;
+pub(crate) mod deadline;
 pub mod listener;
 mod pcap;
-pub mod socket;
-pub mod sys;
-pub mod trace;
+pub mod settings;
+pub(crate) mod socket;
+pub(crate) mod sys;
+pub(crate) mod trace;
 mod transmit;
 
-pub use connection::{Config, Connection};
-pub use deadline::Deadline;
-pub use listener::{Listener, ListenerConfig};
-pub use socket::Keepalive;
+pub use connection::{Connection, ConnectionSocket};
+pub use listener::{CrFilter, Listener};
+pub use settings::{Config, Keepalive, ListenerConfig, TransferSettings};
+pub use trace::TraceFn;

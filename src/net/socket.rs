@@ -8,28 +8,9 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive};
 
 use super::deadline::Deadline;
+use super::settings::Keepalive;
 use super::sys::{self, Interest};
 use crate::error::{Error, Result};
-
-/// TCP keep-alive settings (defaults: idle 60 s, interval 10 s, 3 probes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Keepalive {
-    pub enabled: bool,
-    pub idle_s: u32,
-    pub interval_s: u32,
-    pub count: u32,
-}
-
-impl Default for Keepalive {
-    fn default() -> Self {
-        Keepalive {
-            enabled: true,
-            idle_s: 60,
-            interval_s: 10,
-            count: 3,
-        }
-    }
-}
 
 /// Checks a host string without touching the network: a name, an IPv4 literal, or an IPv6
 /// literal with or without brackets.
@@ -163,6 +144,7 @@ fn connect_error(addr: &SocketAddr, e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::ConnectionRefused {
         Error::Refused {
             addr: addr.to_string(),
+            source: e,
         }
     } else {
         Error::io(format!("TCP connect to {addr}"), e)
@@ -170,13 +152,13 @@ fn connect_error(addr: &SocketAddr, e: io::Error) -> Error {
 }
 
 pub fn set_keepalive(sock: &Socket, k: &Keepalive) -> io::Result<()> {
-    if !k.enabled {
+    if !k.enabled() {
         return sock.set_keepalive(false);
     }
     let params = TcpKeepalive::new()
-        .with_time(Duration::from_secs(k.idle_s as u64))
-        .with_interval(Duration::from_secs(k.interval_s as u64));
+        .with_time(Duration::from_secs(k.idle_s() as u64))
+        .with_interval(Duration::from_secs(k.interval_s() as u64));
     #[cfg(not(windows))]
-    let params = params.with_retries(k.count);
+    let params = params.with_retries(k.count());
     sock.set_tcp_keepalive(&params)
 }

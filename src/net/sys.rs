@@ -11,6 +11,8 @@ use super::deadline::Deadline;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interest {
+    // Waiting to read goes through `recv`'s own wait except on Windows.
+    #[cfg_attr(not(windows), allow(dead_code))]
     Read,
     Write,
 }
@@ -704,6 +706,18 @@ impl ReadyWatch {
         return None;
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         return Some(Duration::from_millis(20));
+    }
+
+    /// The epoll instance, where there is one.
+    #[cfg(unix)]
+    pub fn as_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use std::os::fd::AsFd;
+            Some(self.epoll.as_fd())
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        None
     }
 
     pub fn fd(&self) -> Option<i64> {

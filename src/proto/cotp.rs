@@ -306,14 +306,25 @@ pub fn decode(tpdu: &[u8]) -> Result<Tpdu<'_>, ProtoError> {
 
 /// Appends a TPDU header of CR/CC/DR shape with the given parameters to `out`, TPKT header
 /// included. Returns the packet length.
-/// Panics when the header would exceed what LI can say (254 bytes) or a parameter 255 bytes:
-/// callers build headers from bounded parts (a CR is at most 128 bytes).
-fn encode_with_params(out: &mut Vec<u8>, code: u8, fixed: &[u8], params: &[(u8, &[u8])]) -> usize {
+///
+/// A header longer than its LI can say (254 bytes) or a parameter value longer than its
+/// length byte can say (255) is an error, and nothing is appended.
+fn encode_with_params(
+    out: &mut Vec<u8>,
+    code: u8,
+    fixed: &[u8],
+    params: &[(u8, &[u8])],
+) -> Result<usize, ProtoError> {
+    if let Some((c, v)) = params.iter().find(|(_, v)| v.len() > 255) {
+        return Err(ProtoError::ParamTooLong {
+            code: *c,
+            len: v.len(),
+        });
+    }
     let header_len = 1 + fixed.len() + params.iter().map(|(_, v)| 2 + v.len()).sum::<usize>();
-    assert!(
-        header_len <= 254 && params.iter().all(|(_, v)| v.len() <= 255),
-        "COTP header of {header_len} bytes cannot be encoded: LI allows at most 254"
-    );
+    if header_len > MAX_HEADER_LEN {
+        return Err(ProtoError::HeaderTooLong(header_len));
+    }
     let start = out.len();
     out.extend_from_slice(&[0, 0, 0, 0, 0, code]);
     out.extend_from_slice(fixed);
@@ -325,8 +336,12 @@ fn encode_with_params(out: &mut Vec<u8>, code: u8, fixed: &[u8], params: &[(u8, 
     let len = out.len() - start;
     out[start..start + 4].copy_from_slice(&super::tpkt::header(len));
     out[start + 4] = (len - 5) as u8;
-    len
+    Ok(len)
 }
+
+/// The longest TPDU header an LI can announce: LI is one byte and 255 is reserved
+/// (docs/PROTOCOL.md §3.1).
+pub const MAX_HEADER_LEN: usize = 254;
 
 /// Encodes a CR or CC packet, TPKT header included, ready to be sent.
 ///
@@ -338,10 +353,11 @@ fn encode_with_params(out: &mut Vec<u8>, code: u8, fixed: &[u8], params: &[(u8, 
 /// [`handshake::ConnectRequest::encode`]: super::handshake::ConnectRequest::encode
 /// [`responder::encode_cc`]: super::responder::encode_cc
 ///
-/// # Panics
+/// # Errors
 ///
-/// When the header would be longer than an LI can say (254 bytes after the LI) or a
-/// parameter value longer than 255 bytes.
+/// [`ProtoError::HeaderTooLong`] when the header would be longer than an LI can say
+/// ([`MAX_HEADER_LEN`] bytes after the LI), [`ProtoError::ParamTooLong`] for a parameter value
+/// longer than 255 bytes.
 ///
 /// # Examples
 ///
@@ -354,7 +370,8 @@ fn encode_with_params(out: &mut Vec<u8>, code: u8, fixed: &[u8], params: &[(u8, 
 ///     0x0001,
 ///     0x00,
 ///     &[(param::CALLING_TSAP, &[0x01, 0x00]), (param::CALLED_TSAP, &[0x01, 0x02])],
-/// );
+/// )
+/// .expect("a short header");
 /// assert_eq!(
 ///     cr,
 ///     [
@@ -369,12 +386,12 @@ pub fn encode_connect(
     src_ref: u16,
     class_options: u8,
     params: &[(u8, &[u8])],
-) -> Vec<u8> {
+) -> Result<Vec<u8>, ProtoError> {
     let mut out = Vec::with_capacity(64);
     let [d0, d1] = dst_ref.to_be_bytes();
     let [s0, s1] = src_ref.to_be_bytes();
-    encode_with_params(&mut out, code, &[d0, d1, s0, s1, class_options], params);
-    out
+    encode_with_params(&mut out, code, &[d0, d1, s0, s1, class_options], params)?;
+    Ok(out)
 }
 
 /// Encodes a DR packet refusing or ending a connection: 11 bytes, TPKT header included, with no
@@ -395,7 +412,8 @@ pub fn encode_dr(dst_ref: u16, src_ref: u16, reason: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(11);
     let [d0, d1] = dst_ref.to_be_bytes();
     let [s0, s1] = src_ref.to_be_bytes();
-    encode_with_params(&mut out, DR, &[d0, d1, s0, s1, reason], &[]);
+    // A fixed 7-byte header without parameters always fits.
+    let _ = encode_with_params(&mut out, DR, &[d0, d1, s0, s1, reason], &[]);
     out
 }
 
@@ -408,7 +426,8 @@ pub fn encode_er(dst_ref: u16, cause: u8, rejected: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16);
     let [d0, d1] = dst_ref.to_be_bytes();
     let q = &rejected[..rejected.len().min(64)];
-    encode_with_params(&mut out, ER, &[d0, d1, cause], &[(param::INVALID_TPDU, q)]);
+    // 5 fixed bytes and a quote of at most 64 bytes always fit.
+    let _ = encode_with_params(&mut out, ER, &[d0, d1, cause], &[(param::INVALID_TPDU, q)]);
     out
 }
 

@@ -100,14 +100,8 @@ impl ConnectRequest {
     ///
     /// - [`ProtoError::BadTpduSize`] when `tpdu_size` is not one [`tpdu_code_for`] knows;
     /// - [`ProtoError::CrTooLong`] when the CR would be a TPDU of more than [`MAX_CR_TPDU`]
-    ///   bytes.
-    ///
-    /// # Panics
-    ///
-    /// When the header would be longer than its LI can say (254 bytes), or a TSAP or a value in
-    /// `extra` is longer than 255 bytes. Only a TSAP made with [`Tsap::from_wire`] or a long
-    /// `extra` can do that; a CR that is only above [`MAX_CR_TPDU`] is refused with
-    /// [`ProtoError::CrTooLong`].
+    ///   bytes, whatever the TSAPs and `extra` hold (a TSAP made with [`Tsap::from_wire`] may
+    ///   be of any length).
     pub fn encode(&self) -> Result<Vec<u8>, ProtoError> {
         let code = tpdu_code_for(self.tpdu_size).ok_or(ProtoError::BadTpduSize(self.tpdu_size))?;
         let code = [code];
@@ -117,11 +111,13 @@ impl ConnectRequest {
             (param::TPDU_SIZE, &code),
         ];
         params.extend(self.extra.iter().map(|(c, v)| (*c, v.as_slice())));
-        let pkt = cotp::encode_connect(cotp::CR, 0, OUR_SRC_REF, 0, &params);
-        if pkt.len() - 4 > MAX_CR_TPDU {
-            return Err(ProtoError::CrTooLong(pkt.len() - 4));
+        // 7 fixed bytes, then code, length and value of each parameter; checked before
+        // encoding, so a header too long for its LI is reported the same way.
+        let tpdu_len = 7 + params.iter().map(|(_, v)| 2 + v.len()).sum::<usize>();
+        if tpdu_len > MAX_CR_TPDU {
+            return Err(ProtoError::CrTooLong(tpdu_len));
         }
-        Ok(pkt)
+        cotp::encode_connect(cotp::CR, 0, OUR_SRC_REF, 0, &params)
     }
 }
 

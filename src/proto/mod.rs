@@ -56,6 +56,7 @@ use thiserror::Error;
 /// start of the TPDU after it ("byte 0 of a TPDU" is the LI). Three variants are limits rather
 /// than malformed input; [`ProtoError::is_size_limit`] tells them apart.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProtoError {
     /// Byte 0 of a TPKT header is not 3 (docs/PROTOCOL.md §2.3).
     ///
@@ -243,6 +244,29 @@ pub enum ProtoError {
     /// The field is the length that TPDU would have, in bytes, without the 4-byte TPKT header.
     #[error("the CR would be {0} bytes, above the 128 allowed: shorten the TSAPs or routing")]
     CrTooLong(usize),
+    /// A TPDU header to encode would be longer than its LI can say, 254 bytes
+    /// (docs/PROTOCOL.md §3.1).
+    ///
+    /// The field is the length the header would have, in bytes, LI included.
+    #[error(
+        "a COTP header of {0} bytes cannot be encoded: its length indicator allows at most 254"
+    )]
+    HeaderTooLong(usize),
+    /// A parameter value to encode is longer than its length byte can say, 255 bytes
+    /// (docs/PROTOCOL.md §3.1).
+    #[error("COTP parameter 0x{code:02X} of {len} bytes cannot be encoded: at most 255")]
+    ParamTooLong {
+        /// The parameter's code.
+        code: u8,
+        /// The value's length, in bytes.
+        len: usize,
+    },
+    /// A TPDU size to write into a CC is not a power of two from 128 to 65536, the sizes a C0
+    /// parameter can say (docs/PROTOCOL.md §4.6).
+    ///
+    /// The field is the size given, in bytes.
+    #[error("TPDU size {0} cannot be written as a C0 code (a power of two from 128 to 65536)")]
+    CcTpduSize(u32),
 }
 
 impl ProtoError {

@@ -21,7 +21,7 @@
 //! let size = granted_tpdu(&info, 512);
 //! assert_eq!(size, 512);
 //! assert_eq!(
-//!     encode_cc(&info, 0x0001, size),
+//!     encode_cc(&info, 0x0001, size).expect("a granted size"),
 //!     [
 //!         0x03, 0x00, 0x00, 0x16, 0x11, 0xD0, 0x00, 0x01, 0x00, 0x01, 0x00, 0xC0, 0x01, 0x09,
 //!         0xC1, 0x02, 0x01, 0x00, 0xC2, 0x02, 0x01, 0x02,
@@ -228,10 +228,13 @@ fn tpdu_name(t: &Tpdu<'_>) -> &'static str {
 /// The TPDU size we grant, in bytes: min(requested, our maximum); 128 when the CR had none
 /// (docs/PROTOCOL.md §4.6).
 ///
-/// `our_max` is not checked: it should be a power of two from 128 to 65536, so that the result
-/// is one [`encode_cc`] can write. A CR without C0 gets 128 even when `our_max` is smaller.
+/// The result is always one [`encode_cc`] can write: a power of two from 128 to 65536. An
+/// `our_max` that is not one is rounded down to one (and up to 128); a CR without C0 gets 128
+/// even when `our_max` is smaller.
 pub fn granted_tpdu(cr: &CrInfo, our_max: u32) -> u32 {
-    cr.requested_tpdu.map_or(128, |r| r.min(our_max))
+    let size = cr.requested_tpdu.map_or(128, |r| r.min(our_max));
+    let size = size.clamp(128, 65536);
+    1 << (31 - size.leading_zeros())
 }
 
 /// The CC packet (TPKT header included) answering `cr` with `tpdu_size` (docs/PROTOCOL.md §4.6).
@@ -239,15 +242,17 @@ pub fn granted_tpdu(cr: &CrInfo, our_max: u32) -> u32 {
 /// DST-REF is the CR's SRC-REF and SRC-REF is `our_ref`, which should not be 0. The parameters
 /// are C0, then C1 and C2 echoed exactly as the CR had them, each only when it had one.
 ///
-/// `tpdu_size` is written as its base-2 logarithm without a check, so it must be a power of
-/// two from 128 to 65536, as [`granted_tpdu`] returns for a CR that [`parse_cr`] accepted and
-/// such an `our_max`.
+/// # Errors
 ///
-/// # Panics
-///
-/// When the echoed TSAPs make the header longer than an LI can say (254 bytes); a CR that
-/// [`parse_cr`] accepted is at most 128 bytes, so its TSAPs cannot.
-pub fn encode_cc(cr: &CrInfo, our_ref: u16, tpdu_size: u32) -> Vec<u8> {
+/// - [`ProtoError::CcTpduSize`] when `tpdu_size` is not a power of two from 128 to 65536 (what
+///   [`granted_tpdu`] returns always is);
+/// - [`ProtoError::HeaderTooLong`] or [`ProtoError::ParamTooLong`] when the echoed TSAPs do
+///   not fit a header; a CR that [`parse_cr`] accepted is at most 128 bytes, so its TSAPs
+///   always do.
+pub fn encode_cc(cr: &CrInfo, our_ref: u16, tpdu_size: u32) -> Result<Vec<u8>, ProtoError> {
+    if !tpdu_size.is_power_of_two() || !(128..=65536).contains(&tpdu_size) {
+        return Err(ProtoError::CcTpduSize(tpdu_size));
+    }
     let code = [tpdu_size.trailing_zeros() as u8];
     let mut params: Vec<(u8, &[u8])> = vec![(param::TPDU_SIZE, &code)];
     if let Some(t) = &cr.calling {
@@ -271,7 +276,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(granted_tpdu(&cr, 8192), 1024);
-        let cc = encode_cc(&cr, 0x0001, 1024);
+        let cc = encode_cc(&cr, 0x0001, 1024).unwrap();
         assert_eq!(
             cc,
             hex("03 00 00 16 11 D0 00 01 00 01 00 C0 01 0A C1 02 01 00 C2 02 01 02")
@@ -289,7 +294,7 @@ mod tests {
         };
         let crp = req.encode().unwrap();
         let cr = parse_cr(&crp[4..]).unwrap();
-        let cc = encode_cc(&cr, 0x4321, granted_tpdu(&cr, 2048));
+        let cc = encode_cc(&cr, 0x4321, granted_tpdu(&cr, 2048)).unwrap();
         let ConnectAnswer::Confirmed(n) = check_answer(&req, &cc[4..]).unwrap() else {
             panic!()
         };
