@@ -412,6 +412,23 @@ ISO_API int32_t iso_last_error(const iso_conn *conn, char *buf, size_t cap, size
 ISO_API int32_t iso_thread_last_error(char *buf, size_t cap, size_t *out_needed);
 
 /**
+ * Writes to `*out` the operating system's error code behind the handle's last failure: errno
+ * on Linux and macOS, the WSA code on Windows (what snap7 calls LastTcpError), e.g. 111
+ * (ECONNREFUSED) after ISO_E_REFUSED, 104 (ECONNRESET) after a reset, 110 (ETIMEDOUT) after
+ * the system gave up on an unanswered connection. 0 when the last failure had no OS error (a
+ * deadline of our own, a protocol error, a refusal by DR) or before the first failure.
+ * Works on a poisoned handle. Errors: ISO_E_INVALID (NULL). Thread-safe.
+ */
+ISO_API int32_t iso_last_os_error(const iso_conn *conn, int32_t *out);
+
+/**
+ * Writes to `*out` the OS error code of the calling thread's last failure from any isotcp call
+ * (including `iso_create` and `iso_listen`, which have no handle to keep it), as
+ * `iso_last_os_error`. Errors: ISO_E_INVALID (NULL). Thread-safe (per thread).
+ */
+ISO_API int32_t iso_thread_last_os_error(int32_t *out);
+
+/**
  * The S7 remote TSAP for a connection type (1 PG, 2 OP, 3..0x10 S7 basic), rack (0..7) and slot
  * (0..31): (conn_type << 8) | rack << 5 | slot, written to `*out`.
  * Errors: ISO_E_INVALID (NULL or out of range). Thread-safe.

@@ -2,9 +2,9 @@
 //! handles, catches panics (a panic escaping `extern "C"` would abort the host program), and
 //! records the message of every error, on the handle and for the calling thread.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use parking_lot::Mutex;
 
@@ -13,6 +13,7 @@ use crate::error::Error;
 
 thread_local! {
     static THREAD_LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    static THREAD_LAST_OS_ERROR: Cell<i32> = const { Cell::new(0) };
 }
 
 /// What every exported object carries besides its Rust value.
@@ -20,6 +21,8 @@ thread_local! {
 pub struct HandleState {
     poisoned: AtomicBool,
     last_error: Mutex<String>,
+    /// The OS error code of the last failure (0: it had none).
+    last_os_error: AtomicI32,
 }
 
 impl HandleState {
@@ -30,6 +33,11 @@ impl HandleState {
         } else {
             e.clone()
         }
+    }
+
+    /// The OS error code (errno, WSA code) of the handle's last failure; 0 when it had none.
+    pub fn last_os_error(&self) -> i32 {
+        self.last_os_error.load(Ordering::Relaxed)
     }
 
     pub(crate) fn record(&self, msg: &str) {
@@ -44,7 +52,10 @@ impl HandleState {
         let mut e = self.last_error.lock();
         e.clear();
         let _ = write_error(&mut e, err);
+        let os = err.os_error().unwrap_or(0);
+        self.last_os_error.store(os, Ordering::Relaxed);
         record_thread(&e);
+        THREAD_LAST_OS_ERROR.with(|c| c.set(os));
     }
 }
 
@@ -72,6 +83,11 @@ pub fn thread_last_error() -> String {
             e.borrow().clone()
         }
     })
+}
+
+/// The OS error code of the calling thread's last failure (0: it had none).
+pub fn thread_last_os_error() -> i32 {
+    THREAD_LAST_OS_ERROR.with(Cell::get)
 }
 
 fn record_thread(msg: &str) {
@@ -140,6 +156,7 @@ pub fn without_handle(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
             let mut text = String::new();
             let _ = write_error(&mut text, &e);
             record_thread(&text);
+            THREAD_LAST_OS_ERROR.with(|c| c.set(e.os_error().unwrap_or(0)));
             code_of(&e)
         }
         Err(p) => {

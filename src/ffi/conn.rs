@@ -553,6 +553,33 @@ pub unsafe extern "C" fn iso_thread_last_error(
     last_error_out(&super::boundary::thread_last_error(), buf, cap, out_needed)
 }
 
+/// Writes to `*out` the operating system's error code behind the handle's last failure: errno
+/// on Linux and macOS, the WSA code on Windows (what snap7 calls LastTcpError), e.g. 111
+/// (ECONNREFUSED) after ISO_E_REFUSED, 104 (ECONNRESET) after a reset, 110 (ETIMEDOUT) after
+/// the system gave up on an unanswered connection. 0 when the last failure had no OS error (a
+/// deadline of our own, a protocol error, a refusal by DR) or before the first failure.
+/// Works on a poisoned handle. Errors: ISO_E_INVALID (NULL). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_last_os_error(conn: *const iso_conn, out: *mut i32) -> i32 {
+    with_handle(conn, "conn", true, |c| {
+        non_null(out, "out")?;
+        *out = c.state.last_os_error();
+        Ok(ISO_OK)
+    })
+}
+
+/// Writes to `*out` the OS error code of the calling thread's last failure from any isotcp call
+/// (including `iso_create` and `iso_listen`, which have no handle to keep it), as
+/// `iso_last_os_error`. Errors: ISO_E_INVALID (NULL). Thread-safe (per thread).
+#[no_mangle]
+pub unsafe extern "C" fn iso_thread_last_os_error(out: *mut i32) -> i32 {
+    if out.is_null() {
+        return super::codes::ISO_E_INVALID;
+    }
+    *out = super::boundary::thread_last_os_error();
+    ISO_OK
+}
+
 /// The S7 remote TSAP for a connection type (1 PG, 2 OP, 3..0x10 S7 basic), rack (0..7) and slot
 /// (0..31): (conn_type << 8) | rack << 5 | slot, written to `*out`.
 /// Errors: ISO_E_INVALID (NULL or out of range). Thread-safe.

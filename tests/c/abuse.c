@@ -428,6 +428,18 @@ static void null_pointers(void) {
     EXPECT(iso_thread_last_error(text, sizeof text, NULL), ISO_OK);
     EXPECT2(iso_thread_last_error(NULL, sizeof text, &n), ISO_E_INVALID, ISO_E_BUFFER_TOO_SMALL);
     cover("iso_thread_last_error");
+    {
+        int32_t os = -1;
+        EXPECT(iso_last_os_error(NULL, &os), ISO_E_INVALID);
+        EXPECT(iso_last_os_error(c, NULL), ISO_E_INVALID);
+        EXPECT(iso_last_os_error(c, &os), ISO_OK);
+        EXPECT_TRUE(os == 0); /* the failures so far were argument errors */
+        cover("iso_last_os_error");
+        EXPECT(iso_thread_last_os_error(NULL), ISO_E_INVALID);
+        EXPECT(iso_thread_last_os_error(&os), ISO_OK);
+        EXPECT_TRUE(os == 0);
+        cover("iso_thread_last_os_error");
+    }
     EXPECT(iso_s7_tsap(1, 0, 2, NULL), ISO_E_INVALID);
     cover("iso_s7_tsap");
     /* Tracing: a NULL callback and a NULL path turn it off, at any time. */
@@ -1115,6 +1127,11 @@ static void connect_failures(void) {
     EXPECT(iso_connect(c, 3000), ISO_E_REFUSED);
     EXPECT(iso_last_error(c, text, sizeof text, NULL), ISO_OK);
     EXPECT_TRUE(strcmp(text, "no error") != 0);
+    {
+        int32_t os = 0;
+        EXPECT(iso_last_os_error(c, &os), ISO_OK);
+        EXPECT_TRUE(os == ECONNREFUSED);
+    }
     EXPECT(iso_check_connection(c), 0);
     EXPECT(iso_send(c, (const uint8_t *)"x", 1), ISO_E_STATE);
     iso_destroy(c);

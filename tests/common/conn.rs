@@ -8,6 +8,22 @@ use std::ffi::{CStr, CString};
 pub use isotcp::ffi::codes::*;
 use isotcp::ffi::conn::{self as c, iso_conn};
 
+/// The OS error codes `iso_last_os_error` reports: errno values, WSA codes on Windows.
+pub mod os_code {
+    /// Connection refused.
+    #[cfg(not(windows))]
+    pub const CONNREFUSED: i32 = libc::ECONNREFUSED;
+    /// Connection refused (WSAECONNREFUSED).
+    #[cfg(windows)]
+    pub const CONNREFUSED: i32 = 10061;
+    /// Connection reset by peer.
+    #[cfg(not(windows))]
+    pub const CONNRESET: i32 = libc::ECONNRESET;
+    /// Connection reset by peer (WSAECONNRESET).
+    #[cfg(windows)]
+    pub const CONNRESET: i32 = 10054;
+}
+
 /// A generous timeout for operations that must succeed.
 pub const LONG_MS: u32 = 5000;
 
@@ -237,6 +253,13 @@ impl Conn {
 
     pub fn poll(&self, timeout_ms: u32) -> i32 {
         unsafe { c::iso_poll(self.ptr, timeout_ms) }
+    }
+
+    /// `iso_last_os_error`: the OS error code of the last failure (0: none).
+    pub fn last_os_error(&self) -> i32 {
+        let mut code = -1;
+        assert_eq!(unsafe { c::iso_last_os_error(self.ptr, &mut code) }, ISO_OK);
+        code
     }
 
     pub fn check(&self) -> i32 {

@@ -62,6 +62,7 @@ fn reset_after_the_cr_is_closed_with_a_tsap_hint() {
                 "0x0301",
             ],
         );
+        assert_eq!(conn.last_os_error(), os_code::CONNRESET);
         assert_eq!(conn.check(), 0);
         drop(conn);
         peer.finish();
@@ -99,6 +100,11 @@ fn silent_peer_times_out_at_the_deadline() {
         let rc = conn.connect(400);
         let el = t.elapsed();
         conn.expect(rc, ISO_E_TIMEOUT, &["COTP CC", "deadline passed"]);
+        assert_eq!(
+            conn.last_os_error(),
+            0,
+            "our own deadline, not the system's"
+        );
         assert!(el >= Duration::from_millis(390), "returned early: {el:?}");
         assert!(el < Duration::from_millis(700), "returned late: {el:?}");
         assert_eq!(conn.check(), 0);
@@ -145,7 +151,21 @@ fn connect_refused() {
             ISO_E_REFUSED,
             &["refused", &format!("127.0.0.1:{port}")],
         );
+        assert_eq!(conn.last_os_error(), os_code::CONNREFUSED);
         assert_eq!(conn.check(), 0);
+        // The thread keeps it too (for failures without a handle), and a failure without an
+        // OS error clears it.
+        let mut code = -1;
+        assert_eq!(unsafe { c::iso_thread_last_os_error(&mut code) }, ISO_OK);
+        assert_eq!(code, os_code::CONNREFUSED);
+        conn.expect(conn.send(b""), ISO_E_INVALID, &["empty"]);
+        assert_eq!(conn.last_os_error(), 0);
+        assert_eq!(unsafe { c::iso_thread_last_os_error(&mut code) }, ISO_OK);
+        assert_eq!(code, 0);
+        assert_eq!(
+            unsafe { c::iso_thread_last_os_error(std::ptr::null_mut()) },
+            ISO_E_INVALID
+        );
     });
 }
 
