@@ -267,6 +267,10 @@ pub enum ProtoError {
     /// The field is the size given, in bytes.
     #[error("TPDU size {0} cannot be written as a C0 code (a power of two from 128 to 65536)")]
     CcTpduSize(u32),
+    /// A DT was pushed into a [`Reassembler`](segment::Reassembler) still holding a complete
+    /// message: take it first. A caller error, never caused by the peer.
+    #[error("a complete message is still held: take it before pushing the next DT")]
+    MessageNotTaken,
 }
 
 impl ProtoError {

@@ -49,8 +49,8 @@ pub fn encoded_len(len: usize, tpdu_size: u32) -> usize {
 
 /// Frames DTs `first..first + headers.len()` of `message` (fewer at its end) for one vectored
 /// write: each DT's header goes into `headers`, and `slices` gets a header and a payload slice
-/// per DT, so the payload is never copied. Returns the number of slices filled (two per DT).
-/// `slices` must have room for two per header.
+/// per DT, so the payload is never copied. Returns the number of slices filled (two per DT):
+/// as many DTs as both `headers` and `slices` have room for.
 #[inline]
 pub fn frame_dts<'a>(
     message: &'a [u8],
@@ -59,11 +59,11 @@ pub fn frame_dts<'a>(
     headers: &'a mut [[u8; DT_OVERHEAD]],
     slices: &mut [IoSlice<'a>],
 ) -> usize {
-    debug_assert!(slices.len() >= 2 * headers.len());
+    let room = headers.len().min(slices.len() / 2);
     let per = payload_per_dt(tpdu_size);
     let total = segment_count(message.len(), tpdu_size);
-    let start = (first * per).min(message.len());
-    let chunks = message[start..].chunks(per).take(headers.len());
+    let start = first.saturating_mul(per).min(message.len());
+    let chunks = message[start..].chunks(per).take(room);
     let mut n = 0;
     for (i, chunk) in chunks.clone().enumerate() {
         headers[i] = dt_header(chunk.len(), first + i + 1 == total);
@@ -202,16 +202,13 @@ impl Reassembler {
 
     /// Takes over the partial message (fragments without EOT) assembled in `dest`, so that the
     /// following DTs continue it here; `dest` is left empty. Does nothing when `dest` holds no
-    /// fragment. Nothing may be held here when it does.
+    /// fragment, or when a message is already held here (then `dest` keeps its fragments: two
+    /// messages cannot be merged, and neither is dropped).
     #[inline]
     pub fn adopt(&mut self, dest: &mut Destination<'_>) {
-        if dest.fragments == 0 {
+        if dest.fragments == 0 || self.complete || self.fragments > 0 {
             return;
         }
-        debug_assert!(
-            !self.complete && self.fragments == 0,
-            "adopt over a held message"
-        );
         let partial = &dest.buf[..dest.filled];
         self.buf.clear();
         self.buf
@@ -227,7 +224,8 @@ impl Reassembler {
         !self.complete && self.fragments > 0
     }
 
-    /// Adds one DT. A complete message must be taken with [`Reassembler::take`] before the next.
+    /// Adds one DT. A complete message must be taken with [`Reassembler::take`] before the next:
+    /// until then a push fails with [`ProtoError::MessageNotTaken`] and changes nothing.
     pub fn push(&mut self, eot: bool, payload: &[u8]) -> Result<Assembled, ProtoError> {
         self.push_into(eot, payload, None)
     }
@@ -242,10 +240,13 @@ impl Reassembler {
         payload: &[u8],
         dest: Option<&mut Destination<'_>>,
     ) -> Result<Assembled, ProtoError> {
-        debug_assert!(!self.complete, "previous message not taken");
+        if self.complete {
+            return Err(ProtoError::MessageNotTaken);
+        }
         if let Some(d) = dest {
             let starts_there = d.fragments == 0 && self.fragments == 0 && !payload.is_empty();
-            if d.fragments > 0 || starts_there {
+            // A message continues where its fragments are; one begun here stays here.
+            if (d.fragments > 0 && self.fragments == 0) || starts_there {
                 let total = d.filled + payload.len();
                 self.limits.check(total, d.fragments + 1)?;
                 if total <= d.buf.len() {

@@ -21,9 +21,12 @@ pub const MIN_PACKET: usize = 7;
 pub const MAX_PACKET: usize = 65_535;
 
 /// Writes a TPKT header for a packet of `packet_len` bytes (header included).
+///
+/// The length field has 16 bits: a `packet_len` above [`MAX_PACKET`] is written as
+/// [`MAX_PACKET`]. Callers keep packets within it ([`segment`](super::segment) splits messages
+/// into DTs that do), so this never happens to what the crate sends.
 pub fn header(packet_len: usize) -> [u8; HEADER_LEN] {
-    debug_assert!((MIN_PACKET..=MAX_PACKET).contains(&packet_len));
-    let len = packet_len as u16;
+    let len = packet_len.min(MAX_PACKET) as u16;
     [VERSION, 0, (len >> 8) as u8, len as u8]
 }
 
@@ -63,15 +66,15 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// `max_packet` bounds one packet (at most 65535); `read_chunk` is how much room
-    /// [`Framer::spare`] offers beyond what the current packet needs.
+    /// `max_packet` bounds one packet (7 to 65535); `read_chunk` is how much room
+    /// [`Framer::spare`] offers beyond what the current packet needs (64 to 65535).
     pub fn new(max_packet: usize, read_chunk: usize) -> Self {
         Framer {
             buf: Vec::new(),
             start: 0,
             end: 0,
             max_packet: max_packet.clamp(MIN_PACKET, MAX_PACKET),
-            read_chunk: read_chunk.max(64),
+            read_chunk: read_chunk.clamp(64, MAX_PACKET),
         }
     }
 
@@ -85,9 +88,10 @@ impl Framer {
         self.max_packet = max_packet.clamp(MIN_PACKET, MAX_PACKET);
     }
 
-    /// Room offered to each read beyond what the packet in progress needs (at least 64).
+    /// Room offered to each read beyond what the packet in progress needs (64 to
+    /// [`MAX_PACKET`] bytes).
     pub fn set_read_chunk(&mut self, read_chunk: usize) {
-        self.read_chunk = read_chunk.max(64);
+        self.read_chunk = read_chunk.clamp(64, MAX_PACKET);
     }
 
     /// Bytes received but not yet returned as packets.
@@ -117,9 +121,11 @@ impl Framer {
     }
 
     /// Records `n` bytes written into the slice [`Framer::spare`] returned.
+    ///
+    /// `n` counts at most the spare area's length: bytes claimed beyond it were never written
+    /// there, and are not counted.
     pub fn commit(&mut self, n: usize) {
-        assert!(self.end + n <= self.buf.len(), "commit past the spare area");
-        self.end += n;
+        self.end += n.min(self.buf.len() - self.end);
     }
 
     /// Copies in as much of `bytes` as the bounded buffer takes now and returns how many that
@@ -181,14 +187,13 @@ impl Framer {
         (len >= HEADER_LEN && pending >= len).then(|| &self.buf[self.start..self.start + len])
     }
 
-    /// Drops the packet [`Framer::peek_packet`] returned.
+    /// Drops the packet [`Framer::peek_packet`] returned. Without a whole packet buffered it
+    /// does nothing.
     pub fn consume(&mut self) {
-        let len = u16::from_be_bytes([self.buf[self.start + 2], self.buf[self.start + 3]]) as usize;
-        debug_assert!(
-            len >= MIN_PACKET && self.start + len <= self.end,
-            "consume without a whole packet"
-        );
-        self.start += len.min(self.end - self.start);
+        let Some(len) = self.peek_raw().map(<[u8]>::len) else {
+            return;
+        };
+        self.start += len;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;

@@ -173,6 +173,8 @@ _DECLARATIONS = [
     ("iso_get_calling_tsap", c_int32, [ConnPtr, _u8p, c_size_t, POINTER(c_size_t)]),
     ("iso_last_error", c_int32, [ConnPtr, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
     ("iso_thread_last_error", c_int32, [POINTER(c_char), c_size_t, POINTER(c_size_t)]),
+    ("iso_last_os_error", c_int32, [ConnPtr, POINTER(c_int32)]),
+    ("iso_thread_last_os_error", c_int32, [POINTER(c_int32)]),
     ("iso_s7_tsap", c_int32, [c_uint8, c_uint8, c_uint8, POINTER(c_uint16)]),
     ("iso_listen", c_int32, [c_char_p, c_uint16, POINTER(ListenerPtr)]),
     ("iso_listener_destroy", None, [ListenerPtr]),
@@ -275,6 +277,20 @@ def last_error(conn):
 def thread_last_error():
     """The calling thread's last error message (also set by iso_create and iso_listen)."""
     return _read_message(iso_thread_last_error)  # noqa: F821
+
+
+def last_os_error(conn):
+    """The OS error code (errno, WSA code) of the handle's last failure; 0 when it had none."""
+    code = c_int32(0)
+    iso_last_os_error(conn, ctypes.byref(code))  # noqa: F821
+    return code.value
+
+
+def thread_last_os_error():
+    """The OS error code of the calling thread's last failure; 0 when it had none."""
+    code = c_int32(0)
+    iso_thread_last_os_error(ctypes.byref(code))  # noqa: F821
+    return code.value
 
 
 def listener_last_error(listener):
