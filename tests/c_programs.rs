@@ -493,12 +493,27 @@ fn expected_dump(start: usize, size: usize) -> String {
     s
 }
 
-/// Reads with s7_read (both links): 16 bytes at 0, 400 bytes at 100 with TPDU 256, the last
-/// byte of DB1; every byte compared.
+/// The Rust example `examples/s7_read.rs`, which cargo builds for the tests next to them.
+fn rust_s7_read() -> PathBuf {
+    let bin = lib_dir().join("examples").join("s7_read");
+    assert!(
+        bin.exists(),
+        "{} missing: `cargo test` builds the examples",
+        bin.display()
+    );
+    bin
+}
+
+/// Reads with s7_read (the C program with both links, and its Rust twin over the Rust API): 16
+/// bytes at 0, 400 bytes at 100 with TPDU 256, the last byte of DB1; every byte compared.
 fn s7_reads(port: u16, label: &str) {
     let port = port.to_string();
-    for link in [Link::Static, Link::Shared] {
-        let bin = built("s7_read", link);
+    let programs = [
+        (built("s7_read", Link::Static), Link::Static.suffix()),
+        (built("s7_read", Link::Shared), Link::Shared.suffix()),
+        (rust_s7_read(), "Rust API"),
+    ];
+    for (bin, kind) in programs {
         for (start, size, tpdu) in [
             (0usize, 16usize, "1024"),
             (100, 400, "256"),
@@ -520,10 +535,8 @@ fn s7_reads(port: u16, label: &str) {
                 ],
                 Duration::from_secs(30),
             );
-            let what = format!(
-                "s7_read ({}) against {label}, {size} bytes at {start}, TPDU {tpdu}",
-                link.suffix()
-            );
+            let what =
+                format!("s7_read ({kind}) against {label}, {size} bytes at {start}, TPDU {tpdu}");
             assert!(r.status.success(), "{what}: {}", r.describe());
             assert!(
                 r.stdout.contains("S7 PDU size: 480"),
@@ -554,7 +567,7 @@ fn s7_reads(port: u16, label: &str) {
         assert_eq!(
             r.status.code(),
             Some(2),
-            "s7_read past the end of DB1 against {label}: {}",
+            "s7_read ({kind}) past the end of DB1 against {label}: {}",
             r.describe()
         );
     }

@@ -340,3 +340,12 @@ fn listener_bind_takes_odd_hosts() {
         }
     }
 }
+
+/// Connections and listeners may be shared between threads (README "From Rust").
+#[test]
+fn connections_and_listeners_are_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Connection>();
+    shareable::<Listener>();
+    shareable::<isotcp::Error>();
+}

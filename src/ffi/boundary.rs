@@ -26,6 +26,7 @@ pub struct HandleState {
 }
 
 impl HandleState {
+    /// The handle's last error message; "no error" before the first.
     pub fn last_error(&self) -> String {
         let e = self.last_error.lock();
         if e.is_empty() {
@@ -71,6 +72,7 @@ fn write_error(out: &mut String, err: &Error) -> std::fmt::Result {
 
 /// Exported objects expose their [`HandleState`].
 pub trait Handle {
+    /// The object's poison flag and last error.
     fn state(&self) -> &HandleState;
 }
 

@@ -181,6 +181,7 @@ pub struct Reassembler {
 }
 
 impl Reassembler {
+    /// An empty reassembler enforcing `limits`; its buffer grows only as messages need.
     pub fn new(limits: Limits) -> Self {
         Reassembler {
             buf: Vec::new(),
@@ -190,10 +191,12 @@ impl Reassembler {
         }
     }
 
+    /// Changes the limits; they apply from the next DT.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }
 
+    /// Drops whatever is held, complete or not (a new connection starts clean).
     pub fn clear(&mut self) {
         self.buf.clear();
         self.fragments = 0;
@@ -293,6 +296,7 @@ impl Reassembler {
         self.clear();
     }
 
+    /// Bytes of buffer currently held (for memory accounting and tests of the bound).
     pub fn capacity(&self) -> usize {
         self.buf.capacity()
     }

@@ -13,7 +13,9 @@
 
 use super::ProtoError;
 
+/// Byte 0 of every TPKT header (docs/PROTOCOL.md §2.1).
 pub const VERSION: u8 = 3;
+/// Length of the TPKT header: version, reserved, 16-bit length.
 pub const HEADER_LEN: usize = 4;
 /// The smallest legal packet: the header plus a 3-byte DT header.
 pub const MIN_PACKET: usize = 7;
@@ -84,6 +86,8 @@ impl Framer {
         self.end = 0;
     }
 
+    /// Changes the bound on one packet (7 to 65535), e.g. from the handshake's to the
+    /// transfer's; applies to the next packet header read.
     pub fn set_max_packet(&mut self, max_packet: usize) {
         self.max_packet = max_packet.clamp(MIN_PACKET, MAX_PACKET);
     }
