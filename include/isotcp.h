@@ -362,6 +362,17 @@ ISO_API int32_t iso_check_connection(iso_conn *conn);
 ISO_API int32_t iso_disconnect(iso_conn *conn);
 
 /**
+ * Ends the connection and connects again with the same settings, all within one deadline of
+ * `timeout_ms`: when the COTP connection is still up a DR (reason 0x80, normal disconnect)
+ * goes out first so the PLC releases its side at once, then the socket is closed, then the
+ * connect runs as `iso_connect`. Not connected: it just connects. Repeated reconnects leave
+ * nothing behind at the PLC: it holds one connection from this handle at most.
+ * Errors: those of `iso_connect`; ISO_E_STATE on a handle `iso_accept` returned.
+ * Thread rules: as `iso_connect`.
+ */
+ISO_API int32_t iso_reconnect(iso_conn *conn, uint32_t timeout_ms);
+
+/**
  * Writes the negotiated TPDU size to `*out`.
  * Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
  */

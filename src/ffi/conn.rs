@@ -441,6 +441,20 @@ pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
     })
 }
 
+/// Ends the connection and connects again with the same settings, all within one deadline of
+/// `timeout_ms`: when the COTP connection is still up a DR (reason 0x80, normal disconnect)
+/// goes out first so the PLC releases its side at once, then the socket is closed, then the
+/// connect runs as `iso_connect`. Not connected: it just connects. Repeated reconnects leave
+/// nothing behind at the PLC: it holds one connection from this handle at most.
+/// Errors: those of `iso_connect`; ISO_E_STATE on a handle `iso_accept` returned.
+/// Thread rules: as `iso_connect`.
+#[no_mangle]
+pub unsafe extern "C" fn iso_reconnect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
+    with_handle(conn, "conn", false, |c| {
+        c.inner.reconnect(ms(timeout_ms)).map(|()| ISO_OK)
+    })
+}
+
 /// Writes the negotiated TPDU size to `*out`.
 /// Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
 #[no_mangle]

@@ -25,10 +25,14 @@ use super::sys;
 use super::trace::{TraceFn, Tracer};
 use super::transmit::{self, OutQueue, WriteError};
 use crate::error::{Error, Limit, PeerClose, Result, StateKind};
-use crate::proto::handshake::{ConnectAnswer, Negotiated};
+use crate::proto::cotp;
+use crate::proto::handshake::{ConnectAnswer, Negotiated, OUR_SRC_REF};
 use crate::proto::segment::{self, Destination, Limits};
 use crate::proto::tpkt::Framer;
 use crate::proto::transfer::{PeerEnd, Progress, Receiver, Tap};
+
+/// DR reason "normal disconnect initiated by session entity" (docs/PROTOCOL.md §3.9).
+const DR_NORMAL: u8 = 0x80;
 
 /// A connected socket and what was negotiated on it.
 struct Live {
@@ -656,6 +660,50 @@ impl Connection {
             live.stop.store(true, Ordering::Release);
             let _ = live.sock.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Ends the connection (if any) and connects again with the same settings, within one
+    /// `timeout`. When the COTP connection is still up (the peer has not closed, reset or sent
+    /// DR/ER) a DR with reason 0x80 (normal disconnect) goes out first, so the PLC releases
+    /// its side at once instead of waiting for TCP; then the socket is closed. Nothing of the
+    /// old connection is left behind, however often this is called.
+    pub fn reconnect(&self, timeout: Duration) -> Result<()> {
+        if self.passive {
+            return Err(Error::state(
+                StateKind::Passive,
+                "an accepted connection cannot connect: accept a new one",
+            ));
+        }
+        let deadline = Deadline::after(timeout);
+        self.release_with_dr();
+        self.connect(deadline.remaining())
+    }
+
+    /// Sends a DR on the live connection if the peer has not ended it, then disconnects.
+    fn release_with_dr(&self) {
+        if let Ok(live) = self.live() {
+            if live.peer_ended().is_none() {
+                let mut out = live.out.lock();
+                // Only when no queued message is half on the wire: a DR in the middle of a
+                // message's DTs would corrupt the stream the peer reads.
+                if out.pending() == 0 {
+                    let dr = cotp::encode_dr(live.negotiated.peer_ref, OUR_SRC_REF, DR_NORMAL);
+                    // Best effort and short: the DR is 11 bytes into an empty send buffer.
+                    let _ = transmit::write_all(
+                        &live.sock,
+                        &mut [IoSlice::new(&dr)],
+                        &Deadline::after(Duration::from_millis(100)),
+                        &live.stop,
+                        None,
+                    );
+                    if self.trace.is_on() {
+                        self.trace.frame(true, &dr);
+                    }
+                }
+                out.clear();
+            }
+        }
+        self.disconnect();
     }
 
     /// Installs (or with `None` removes) a function that sees every frame sent (`true`) and

@@ -371,6 +371,8 @@ static void null_pointers(void) {
     EXPECT(iso_connect(NULL, 100), ISO_E_INVALID);
     EXPECT(iso_connect(NULL, 0), ISO_E_INVALID);
     cover("iso_connect");
+    EXPECT(iso_reconnect(NULL, 100), ISO_E_INVALID);
+    cover("iso_reconnect");
     EXPECT(iso_send(NULL, buf, 4), ISO_E_INVALID);
     EXPECT2(iso_send(c, NULL, 4), ISO_E_INVALID, ISO_E_STATE);
     EXPECT2(iso_send(c, NULL, 0), ISO_E_INVALID, ISO_E_STATE);

@@ -204,6 +204,10 @@ impl Conn {
         unsafe { c::iso_connect(self.ptr, timeout_ms) }
     }
 
+    pub fn reconnect(&self, timeout_ms: u32) -> i32 {
+        unsafe { c::iso_reconnect(self.ptr, timeout_ms) }
+    }
+
     pub fn disconnect(&self) -> i32 {
         unsafe { c::iso_disconnect(self.ptr) }
     }

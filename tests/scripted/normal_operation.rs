@@ -159,3 +159,42 @@ fn s7_routing_cr_is_the_74_byte_example() {
         assert_eq!(peer.finish(), want);
     });
 }
+
+#[test]
+fn reconnect_sends_a_dr_closes_and_connects_again_with_the_same_cr() {
+    run(|| {
+        let peer = Peer::start_many(3, |i, p| {
+            p.accept();
+            let cr = p.cr.clone();
+            if i == 2 {
+                p.hold();
+                return (cr, None, true);
+            }
+            let dr = p.read_tpkt();
+            let closed = p.wait_close(std::time::Duration::from_secs(5));
+            (cr, dr, closed)
+        });
+        let conn = Conn::local(peer.port());
+        conn.ok(conn.set_tsap(0x0100, 0x0301));
+        conn.ok(conn.connect(LONG_MS));
+        conn.ok(conn.reconnect(LONG_MS));
+        conn.ok(conn.reconnect(LONG_MS));
+        assert_eq!(conn.check(), 1);
+        drop(conn);
+        let seen = peer.finish();
+        let want_cr = hex("03 00 00 16 11 E0 00 00 00 01 00 C1 02 01 00 C2 02 03 01 C0 01 0A");
+        for (i, (cr, dr, closed)) in seen.iter().enumerate() {
+            assert_eq!(cr, &want_cr, "connection {i}: same settings");
+            if i < 2 {
+                // DR to the peer's reference 0x0001 from ours, reason 0x80 (normal disconnect),
+                // then the socket closed: nothing is left open at the peer.
+                assert_eq!(
+                    dr.as_deref(),
+                    Some(&hex("03 00 00 0B 06 80 00 01 00 01 80")[..]),
+                    "connection {i}"
+                );
+                assert!(closed, "connection {i} was not closed after the DR");
+            }
+        }
+    });
+}

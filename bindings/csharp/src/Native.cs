@@ -116,6 +116,9 @@ namespace Isotcp
         public static extern int iso_thread_last_error([Out] byte[] buf, UIntPtr cap, out UIntPtr needed);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_reconnect(IsoConnectionHandle conn, uint timeoutMs);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int iso_last_os_error(IsoConnectionHandle conn, out int code);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
