@@ -1,7 +1,9 @@
 //! The cable: pulled and plugged back with a request in flight, pulled for good while idle, and
 //! pulled for good with a request in flight (busy).
 
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
+
+use socket2::SockRef;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -160,30 +162,18 @@ fn idle_pull_detected_by_check_native() {
     idle_pull_check(Flavor::Native, "idle_pull_detected_by_check_native");
 }
 
-/// Sets TCP_USER_TIMEOUT on a raw descriptor (what the library will do on its own: issue 11
-/// item 1).
-fn set_user_timeout(fd: RawFd, ms: u32) {
-    let v = ms as libc::c_uint;
-    // SAFETY: a valid socket descriptor and a c_uint option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_USER_TIMEOUT,
-            (&v as *const libc::c_uint).cast(),
-            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(
-        rc,
-        0,
-        "TCP_USER_TIMEOUT: {}",
-        std::io::Error::last_os_error()
-    );
+/// Sets TCP_USER_TIMEOUT on the handle's socket with the library's own `sys::set_user_timeout`
+/// (what the library will do itself once issue 11 item 1 wires it into the settings).
+fn set_user_timeout(c: &Conn, timeout: Duration) {
+    let fd = c.fd().expect("iso_get_fd") as RawFd;
+    // SAFETY: the descriptor stays open while `c` lives, which outlasts this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    isotcp::net::sys::set_user_timeout(&SockRef::from(&fd), Some(timeout))
+        .expect("TCP_USER_TIMEOUT");
 }
 
 /// Cable pulled for good with a request in flight, TCP_USER_TIMEOUT 3 s set by the test on the
-/// handle's socket (iso_get_fd): the kernel gives up on the unacknowledged request after 3 s
+/// handle's socket (iso_get_fd, then the library's `sys::set_user_timeout`): the kernel gives up on the unacknowledged request after 3 s
 /// and the waiting receive ends with ISO_E_IO ("Connection timed out"), where without the option
 /// it would retransmit for about 15 minutes (keep-alive does not probe while data is
 /// unacknowledged). Shows the mechanism issue 11 item 1 builds on.
@@ -196,7 +186,7 @@ fn busy_pull_detected_with_user_timeout_on_the_socket() {
     };
     net.hmi(LIMIT, move |link: Link| {
         let c = connected_fast_keepalive();
-        set_user_timeout(c.fd().expect("iso_get_fd") as RawFd, 3000);
+        set_user_timeout(&c, Duration::from_secs(3));
         link.pull();
         c.ok(c.send(&read_db1(2, 0, 4)));
         let (r, t) = timed(|| c.recv(65536, 10_000));
