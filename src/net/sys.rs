@@ -225,6 +225,56 @@ pub fn prepare_listener(sock: &Socket) -> io::Result<()> {
     prepare(sock)
 }
 
+/// Bounds how long sent data may stay unacknowledged before the system gives up on the
+/// connection and reports ETIMEDOUT, which keep-alive alone does not: it probes only while
+/// nothing is in flight, so a peer that vanishes under a pending request would otherwise be
+/// retransmitted to for about 15 minutes (Linux). Linux: `TCP_USER_TIMEOUT`, in milliseconds
+/// (rounded up, so a nonzero timeout never becomes 0; at most i32::MAX). Windows: `TCP_MAXRT`, in whole seconds,
+/// rounded up. Other systems: no such option; nothing is set.
+///
+/// `None` asks for the system's default. On Linux that is the option's value 0. `TCP_MAXRT`
+/// has no value meaning "default" (-1 means "never give up"), so on Windows `None` leaves the
+/// option as it is: a new socket has the system's default, so set it before anything else.
+pub fn set_user_timeout(sock: &Socket, timeout: Option<Duration>) -> io::Result<()> {
+    let timeout = timeout.filter(|t| !t.is_zero());
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // The kernel reads the option as an int: at most i32::MAX ms (about 24.8 days).
+        let ms = timeout.map(|t| t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as u64);
+        sock.set_tcp_user_timeout(ms.map(Duration::from_millis))
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawSocket;
+        use windows_sys::Win32::Networking::WinSock::{
+            setsockopt, IPPROTO_TCP, SOCKET_ERROR, TCP_MAXRT,
+        };
+        let Some(t) = timeout else {
+            return Ok(());
+        };
+        let secs: u32 = t.as_nanos().div_ceil(1_000_000_000).min(i32::MAX as u128) as u32;
+        // SAFETY: a valid socket and a 4-byte (DWORD) option value.
+        let rc = unsafe {
+            setsockopt(
+                sock.as_raw_socket() as usize,
+                IPPROTO_TCP,
+                TCP_MAXRT,
+                (&secs as *const u32).cast(),
+                4,
+            )
+        };
+        if rc == SOCKET_ERROR {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", windows)))]
+    {
+        let _ = (sock, timeout);
+        Ok(())
+    }
+}
+
 /// Options every socket gets at creation, beyond what socket2 sets (close-on-exec).
 pub fn prepare(sock: &Socket) -> io::Result<()> {
     #[cfg(any(target_os = "macos", target_os = "ios"))]
@@ -728,5 +778,49 @@ impl ReadyWatch {
         }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         None
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+    use socket2::{Domain, Type};
+
+    fn tcp() -> Socket {
+        Socket::new(Domain::IPV4, Type::STREAM, None).unwrap()
+    }
+
+    #[test]
+    fn user_timeout_reads_back_in_milliseconds() {
+        let s = tcp();
+        assert_eq!(s.tcp_user_timeout().unwrap(), None, "a new socket: default");
+        set_user_timeout(&s, Some(Duration::from_millis(4000))).unwrap();
+        assert_eq!(
+            s.tcp_user_timeout().unwrap(),
+            Some(Duration::from_millis(4000))
+        );
+        // Below a millisecond rounds up: it must not turn into 0, the system's default.
+        set_user_timeout(&s, Some(Duration::from_micros(1500))).unwrap();
+        assert_eq!(
+            s.tcp_user_timeout().unwrap(),
+            Some(Duration::from_millis(2))
+        );
+        set_user_timeout(&s, Some(Duration::from_nanos(1))).unwrap();
+        assert_eq!(
+            s.tcp_user_timeout().unwrap(),
+            Some(Duration::from_millis(1))
+        );
+        // More than the option holds saturates.
+        set_user_timeout(&s, Some(Duration::from_secs(10_000_000))).unwrap();
+        assert_eq!(
+            s.tcp_user_timeout().unwrap(),
+            Some(Duration::from_millis(i32::MAX as u64))
+        );
+        // None and zero: back to the system's default.
+        set_user_timeout(&s, None).unwrap();
+        assert_eq!(s.tcp_user_timeout().unwrap(), None);
+        set_user_timeout(&s, Some(Duration::from_secs(3))).unwrap();
+        set_user_timeout(&s, Some(Duration::ZERO)).unwrap();
+        assert_eq!(s.tcp_user_timeout().unwrap(), None);
     }
 }

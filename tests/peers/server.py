@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""S7 test server on 127.0.0.1, backed by whichever python-snap7 runs this script.
+"""S7 test server on 127.0.0.1 (or --host), backed by whichever python-snap7 runs this script.
 
-    server.py --port N [--max-clients C]   (N = 0: pick a free port)
+    server.py --port N [--host ADDR] [--max-clients C]   (N = 0: pick a free port)
 
 python-snap7 3.x gives the pure-Python server (flavor "py3"), 2.x the native
 snap7 1.4.2 server through ctypes (flavor "native"). Both serve:
@@ -25,7 +25,7 @@ import snap7
 from snap7.server import Server
 from snap7.type import SrvArea  # same place in 2.x and 3.x
 
-HOST = "127.0.0.1"
+HOST = "127.0.0.1"  # --host replaces it (the field tests listen on a namespace's address)
 DB_SIZE = 1024
 READY_TIMEOUT = 10.0
 
@@ -40,8 +40,12 @@ def major_version():
 
 def free_port(port=0):
     """Bind HOST:port without SO_REUSEPORT and return the port: a free one for
-    port 0, else port itself; OSError if it is taken."""
+    port 0, else port itself; OSError if it is taken. With SO_REUSEADDR, as
+    both servers bind: a listener on the port is still a conflict, while the
+    closing connections of a server killed a moment ago are not (a restarted
+    server binds its old port, as a rebooted PLC does)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((HOST, port))
         return s.getsockname()[1]
 
@@ -94,11 +98,15 @@ def on_signal(signum, _frame):
 
 
 def main():
+    global HOST
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True, help="TCP port, 0 = pick a free one")
+    parser.add_argument("--host", default=HOST,
+                        help="IPv4 address to listen on (default 127.0.0.1)")
     parser.add_argument("--max-clients", type=int, default=64,
                         help="simultaneous clients the server accepts (default 64)")
     args = parser.parse_args()
+    HOST = args.host
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
