@@ -110,6 +110,12 @@ extern "C" {
 #define ISO_VERSION_NUMBER 256
 
 /**
+ * `iso_set_user_timeout` value restoring the default: the bound follows the keep-alive
+ * settings.
+ */
+#define ISO_USER_TIMEOUT_FROM_KEEPALIVE UINT32_MAX
+
+/**
  * `direction` of a traced frame received from the peer.
  */
 #define ISO_TRACE_RECEIVED 0
@@ -293,9 +299,26 @@ int32_t iso_set_keepalive(iso_conn *conn,
                           uint32_t count);
 
 /**
+ * Bounds how long data sent may stay unacknowledged before the system gives up on the
+ * connection (TCP_USER_TIMEOUT on Linux, TCP_MAXRT on Windows, whole seconds there). Keep-alive
+ * only probes an idle connection; this finds a peer that vanished under a pending request,
+ * which the system would otherwise retransmit to for about 15 minutes. The loss is then
+ * reported by `iso_recv`, `iso_poll`, `iso_send` and `iso_check_connection` (ISO_E_IO, "no
+ * acknowledgement from the peer for N s: the link or the peer is down", OS error ETIMEDOUT).
+ * `timeout_ms`: 1..2073600000; 0 for the system's default; ISO_USER_TIMEOUT_FROM_KEEPALIVE
+ * (the default) for idle + interval x count of the keep-alive settings while keep-alive is on
+ * (the system's default when it is off), so that one setting governs both cases.
+ * Errors: ISO_E_INVALID (above the range), ISO_E_STATE (connected or connecting).
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API int32_t iso_set_user_timeout(iso_conn *conn, uint32_t timeout_ms);
+
+/**
  * Connects: resolves the host, opens TCP (trying every address the name resolves to), sends
  * the CR and validates the CC, all within one deadline of `timeout_ms`. Timeout 0 returns
  * ISO_E_WOULD_BLOCK unless everything completes at once.
+ * A connection the peer has ended (closed, reset, DR/ER) is replaced; messages it still held
+ * are dropped.
  * Errors: ISO_E_STATE (already connected, or ended by `iso_disconnect` from another thread
  * while waiting for the CC), ISO_E_RESOLVE, ISO_E_REFUSED, ISO_E_TIMEOUT,
  * ISO_E_CLOSED (the peer closed or reset TCP after the CR: usually a wrong TSAP, rack or slot),

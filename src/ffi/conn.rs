@@ -12,7 +12,7 @@ use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState
 use super::codes::ISO_OK;
 use super::text::{bytes, check_len, last_error_out};
 use crate::error::Error;
-use crate::net::{Config, Connection, Keepalive};
+use crate::net::{Config, Connection, Keepalive, UserTimeout};
 use crate::proto::tsap::{self, S7Route, Tsap};
 
 /// Version string of the library, e.g. "0.1.0" (equal to ISO_VERSION).
@@ -332,9 +332,38 @@ pub unsafe extern "C" fn iso_set_keepalive(
     })
 }
 
+/// `iso_set_user_timeout` value restoring the default: the bound follows the keep-alive
+/// settings.
+pub const ISO_USER_TIMEOUT_FROM_KEEPALIVE: u32 = u32::MAX;
+
+/// Bounds how long data sent may stay unacknowledged before the system gives up on the
+/// connection (TCP_USER_TIMEOUT on Linux, TCP_MAXRT on Windows, whole seconds there). Keep-alive
+/// only probes an idle connection; this finds a peer that vanished under a pending request,
+/// which the system would otherwise retransmit to for about 15 minutes. The loss is then
+/// reported by `iso_recv`, `iso_poll`, `iso_send` and `iso_check_connection` (ISO_E_IO, "no
+/// acknowledgement from the peer for N s: the link or the peer is down", OS error ETIMEDOUT).
+/// `timeout_ms`: 1..2073600000; 0 for the system's default; ISO_USER_TIMEOUT_FROM_KEEPALIVE
+/// (the default) for idle + interval x count of the keep-alive settings while keep-alive is on
+/// (the system's default when it is off), so that one setting governs both cases.
+/// Errors: ISO_E_INVALID (above the range), ISO_E_STATE (connected or connecting).
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub unsafe extern "C" fn iso_set_user_timeout(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
+    configure(conn, |c| {
+        let t = match timeout_ms {
+            ISO_USER_TIMEOUT_FROM_KEEPALIVE => UserTimeout::FromKeepalive,
+            0 => UserTimeout::System,
+            ms_ => UserTimeout::After(ms(ms_)),
+        };
+        c.transfer_mut().set_user_timeout(t)
+    })
+}
+
 /// Connects: resolves the host, opens TCP (trying every address the name resolves to), sends
 /// the CR and validates the CC, all within one deadline of `timeout_ms`. Timeout 0 returns
 /// ISO_E_WOULD_BLOCK unless everything completes at once.
+/// A connection the peer has ended (closed, reset, DR/ER) is replaced; messages it still held
+/// are dropped.
 /// Errors: ISO_E_STATE (already connected, or ended by `iso_disconnect` from another thread
 /// while waiting for the CC), ISO_E_RESOLVE, ISO_E_REFUSED, ISO_E_TIMEOUT,
 /// ISO_E_CLOSED (the peer closed or reset TCP after the CR: usually a wrong TSAP, rack or slot),

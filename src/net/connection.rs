@@ -40,6 +40,8 @@ struct Live {
     handle: i64,
     negotiated: Negotiated,
     limits: Limits,
+    /// The bound on unacknowledged data on `sock` (None: the system's), for error messages.
+    user_timeout: Option<Duration>,
     send_timeout: Duration,
     max_queued: usize,
     /// Bytes of DTs the socket has not taken yet; also the send lock: writers hold it for a
@@ -60,6 +62,7 @@ impl Live {
             sock,
             negotiated,
             limits: cfg.transfer().limits(),
+            user_timeout: cfg.transfer().effective_user_timeout(),
             send_timeout: cfg.transfer().send_timeout(),
             max_queued: cfg.transfer().max_queued(),
             out: Mutex::new(OutQueue::default()),
@@ -237,6 +240,12 @@ impl Connection {
         }
         let cfg = {
             let mut link = self.link.lock();
+            // A connection the peer has ended (FIN, reset, DR/ER) is replaced: connecting again
+            // is what a caller does next, and what it still held is no use to it.
+            if let Some(old) = link.live.take_if(|l| l.peer_ended().is_some()) {
+                old.stop.store(true, Ordering::Release);
+                let _ = old.sock.shutdown(Shutdown::Both);
+            }
             if link.live.is_some() {
                 return Err(Error::state(
                     StateKind::AlreadyConnected,
@@ -270,7 +279,13 @@ impl Connection {
         let req = cfg.connect_request();
         let cr = req.encode()?;
         let addrs = socket::resolve(cfg.host(), cfg.port(), deadline)?;
-        let sock = socket::connect_any(&addrs, deadline, &cfg.transfer().keepalive())?;
+        let transfer = cfg.transfer();
+        let sock = socket::connect_any(
+            &addrs,
+            deadline,
+            &transfer.keepalive(),
+            transfer.effective_user_timeout(),
+        )?;
         let _watch = AbortWatch::new(abort, &sock);
         if abort.aborted() {
             return Err(ConnectAbort::error());
@@ -423,7 +438,7 @@ impl Connection {
             live.set_peer_ended(by, why.clone());
             return Error::Closed { by, message: why };
         }
-        self.fail(live, Error::io(what, error))
+        self.fail(live, io_error(what, error, live.user_timeout))
     }
 
     /// Sends one whole message, segmented into DTs of the negotiated size, after anything queued
@@ -609,7 +624,12 @@ impl Connection {
                 return Err(ended);
             }
             let Rx { receiver, armed } = &mut *rx;
-            let filled = fill(&live.sock, receiver, armed, deadline, &live.stop, what);
+            let filled = fill(&live.sock, receiver, armed, deadline, &live.stop, what).map_err(
+                |e| match e {
+                    Error::Io { context, source } => io_error(context, source, live.user_timeout),
+                    other => other,
+                },
+            );
             if !self.is_current(live) {
                 return Err(Self::disconnected_meanwhile());
             }
@@ -779,6 +799,25 @@ fn fill(
         Err(e) if sys::is_reset(&e) => Ok(Fill::Reset(e)),
         Err(e) => Err(Error::io(what, e)),
     }
+}
+
+/// The error for a failed system call on a connection, naming the cause in words when the
+/// system gave up on the peer: no acknowledgement of sent data (the user timeout) or of
+/// keep-alive probes. The OS error stays in `source`.
+fn io_error(what: impl Into<String>, source: io::Error, user_timeout: Option<Duration>) -> Error {
+    let what = what.into();
+    if !sys::is_timed_out(&source) {
+        return Error::io(what, source);
+    }
+    let bound = match user_timeout {
+        Some(t) if t.subsec_millis() == 0 => format!(" for {} s", t.as_secs()),
+        Some(t) => format!(" for {} ms", t.as_millis()),
+        None => String::new(),
+    };
+    Error::io(
+        format!("{what}: no acknowledgement from the peer{bound} (of data or keep-alive probes): the link or the peer is down"),
+        source,
+    )
 }
 
 /// What the receiver shows of each packet it is done with: the received frames, to the tracer

@@ -390,6 +390,9 @@ impl Listener {
         if let Err(e) = socket::set_keepalive(&p.sock, &cfg.transfer().keepalive()) {
             return Progress::Dropped(format!("keep-alive: {e}"));
         }
+        if let Err(e) = sys::set_user_timeout(&p.sock, cfg.transfer().effective_user_timeout()) {
+            return Progress::Dropped(format!("TCP_USER_TIMEOUT: {e}"));
+        }
         let config = Config::accepted(
             p.peer,
             cr.calling.clone(),

@@ -17,5 +17,5 @@ mod transmit;
 
 pub use connection::{Connection, ConnectionSocket};
 pub use listener::{CrFilter, Listener};
-pub use settings::{Config, Keepalive, ListenerConfig, TransferSettings};
+pub use settings::{Config, Keepalive, ListenerConfig, TransferSettings, UserTimeout};
 pub use trace::TraceFn;

@@ -34,6 +34,10 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest keep-alive time or probe count (the largest value every system accepts).
 pub const MAX_KEEPALIVE: u32 = 32_767;
 
+/// Longest settable [`UserTimeout::After`]: 24 days, within what Linux (an int of
+/// milliseconds) and Windows can hold.
+pub const MAX_USER_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
+
 /// Every TPDU size a CR may offer, in bytes.
 pub const TPDU_SIZES: [u32; 7] = [128, 256, 512, 1024, 2048, 4096, 8192];
 
@@ -94,6 +98,23 @@ impl Default for Keepalive {
     }
 }
 
+/// How long the system lets sent data go unacknowledged before it gives up on the connection
+/// (`TCP_USER_TIMEOUT` on Linux, `TCP_MAXRT` on Windows). Keep-alive finds a silent peer only
+/// while nothing is in flight; this bound finds one that vanished under a pending request,
+/// which the system would otherwise retransmit to for about 15 minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UserTimeout {
+    /// The keep-alive settings' idle + interval x count while keep-alive is on, so that one
+    /// setting governs both the idle and the busy case; the system's default when it is off.
+    #[default]
+    FromKeepalive,
+    /// The system's default.
+    System,
+    /// This long (rounded up to milliseconds on Linux, to whole seconds on Windows).
+    After(Duration),
+}
+
 /// Limits and timings of a connection once it is up; the same for one that connects and for
 /// the connections a listener accepts.
 #[derive(Clone, Debug)]
@@ -103,6 +124,7 @@ pub struct TransferSettings {
     max_queued: usize,
     send_timeout: Duration,
     keepalive: Keepalive,
+    user_timeout: UserTimeout,
 }
 
 impl Default for TransferSettings {
@@ -113,6 +135,7 @@ impl Default for TransferSettings {
             max_queued: DEFAULT_MAX_QUEUED,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             keepalive: Keepalive::default(),
+            user_timeout: UserTimeout::default(),
         }
     }
 }
@@ -190,6 +213,41 @@ impl TransferSettings {
     /// Sets TCP keep-alive ([`Keepalive::new`] has already checked the values).
     pub fn set_keepalive(&mut self, keepalive: Keepalive) {
         self.keepalive = keepalive;
+    }
+
+    /// The bound on unacknowledged data.
+    pub fn user_timeout(&self) -> UserTimeout {
+        self.user_timeout
+    }
+
+    /// Sets the bound on unacknowledged data (default [`UserTimeout::FromKeepalive`]).
+    /// `After` takes 1 ms to 24 days (what every system can hold).
+    pub fn set_user_timeout(&mut self, timeout: UserTimeout) -> Result<()> {
+        if let UserTimeout::After(t) = timeout {
+            if t < Duration::from_millis(1) || t > MAX_USER_TIMEOUT {
+                return Err(Error::Invalid(format!(
+                    "user timeout {} ms is outside 1..{} (0 is the system's default)",
+                    t.as_millis(),
+                    MAX_USER_TIMEOUT.as_millis()
+                )));
+            }
+        }
+        self.user_timeout = timeout;
+        Ok(())
+    }
+
+    /// The bound in force on a socket: `None` for the system's default.
+    pub(crate) fn effective_user_timeout(&self) -> Option<Duration> {
+        match self.user_timeout {
+            UserTimeout::After(t) => Some(t),
+            UserTimeout::System => None,
+            UserTimeout::FromKeepalive => self.keepalive.enabled().then(|| {
+                let k = self.keepalive;
+                Duration::from_secs(
+                    u64::from(k.idle_s()) + u64::from(k.interval_s()) * u64::from(k.count()),
+                )
+            }),
+        }
     }
 
     /// The receive limits the protocol core enforces.
@@ -552,5 +610,26 @@ mod tests {
         let k = Keepalive::new(1, 2, 3).unwrap();
         assert_eq!((k.idle_s(), k.interval_s(), k.count()), (1, 2, 3));
         assert!(!Keepalive::OFF.enabled());
+    }
+
+    #[test]
+    fn the_user_timeout_follows_keepalive_unless_set() {
+        let mut t = TransferSettings::default();
+        assert_eq!(t.effective_user_timeout(), Some(Duration::from_secs(90)));
+        t.set_keepalive(Keepalive::new(1, 1, 2).unwrap());
+        assert_eq!(t.effective_user_timeout(), Some(Duration::from_secs(3)));
+        t.set_keepalive(Keepalive::OFF);
+        assert_eq!(t.effective_user_timeout(), None);
+        t.set_user_timeout(UserTimeout::After(Duration::from_millis(1500)))
+            .unwrap();
+        assert_eq!(
+            t.effective_user_timeout(),
+            Some(Duration::from_millis(1500))
+        );
+        assert!(t
+            .set_user_timeout(UserTimeout::After(Duration::ZERO))
+            .is_err());
+        t.set_user_timeout(UserTimeout::System).unwrap();
+        assert_eq!(t.effective_user_timeout(), None);
     }
 }

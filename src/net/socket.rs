@@ -88,13 +88,14 @@ pub fn connect_any(
     addrs: &[SocketAddr],
     deadline: &Deadline,
     keepalive: &Keepalive,
+    user_timeout: Option<Duration>,
 ) -> Result<Socket> {
     let mut last_err = None;
     for (i, addr) in addrs.iter().enumerate() {
         let left = addrs.len() - i;
         let share = Deadline::after(deadline.remaining() / left as u32).min(*deadline);
         let this = if left == 1 { *deadline } else { share };
-        match connect_one(addr, &this, keepalive) {
+        match connect_one(addr, &this, keepalive, user_timeout) {
             Ok(s) => return Ok(s),
             Err(e) => last_err = Some(e),
         }
@@ -105,14 +106,25 @@ pub fn connect_any(
     Err(last_err.unwrap_or_else(|| deadline.ran_out("TCP connect")))
 }
 
-fn connect_one(addr: &SocketAddr, deadline: &Deadline, keepalive: &Keepalive) -> Result<Socket> {
+fn connect_one(
+    addr: &SocketAddr,
+    deadline: &Deadline,
+    keepalive: &Keepalive,
+    user_timeout: Option<Duration>,
+) -> Result<Socket> {
     let io = |what: &str, e: io::Error| Error::io(format!("{what} ({addr})"), e);
     let sock = sys::stream_socket(Domain::for_address(*addr)).map_err(|e| io("socket", e))?;
     sock.set_tcp_nodelay(true)
         .map_err(|e| io("TCP_NODELAY", e))?;
     set_keepalive(&sock, keepalive).map_err(|e| io("keep-alive", e))?;
+    // The bound on unacknowledged data goes on once TCP is up: on Windows TCP_MAXRT would also
+    // bound the connect itself, which the operation's own deadline governs.
+    let established = |sock: Socket| {
+        sys::set_user_timeout(&sock, user_timeout).map_err(|e| io("TCP_USER_TIMEOUT", e))?;
+        Ok(sock)
+    };
     match sock.connect(&SockAddr::from(*addr)) {
-        Ok(()) => return Ok(sock),
+        Ok(()) => return established(sock),
         Err(e) if in_progress(&e) => {}
         Err(e) => return Err(connect_error(addr, e)),
     }
@@ -127,7 +139,7 @@ fn connect_one(addr: &SocketAddr, deadline: &Deadline, keepalive: &Keepalive) ->
         return Err(deadline.ran_out(format!("TCP connect to {addr}")));
     }
     match sock.take_error() {
-        Ok(None) => Ok(sock),
+        Ok(None) => established(sock),
         Ok(Some(e)) | Err(e) => Err(connect_error(addr, e)),
     }
 }

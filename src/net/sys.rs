@@ -225,6 +225,15 @@ pub fn prepare_listener(sock: &Socket) -> io::Result<()> {
     prepare(sock)
 }
 
+/// True for the error a connection gets when the system gave up on the peer (ETIMEDOUT,
+/// WSAETIMEDOUT): the user timeout or keep-alive expired.
+pub fn is_timed_out(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    return e.raw_os_error() == Some(libc::ETIMEDOUT);
+    #[cfg(windows)]
+    return e.raw_os_error() == Some(windows_sys::Win32::Networking::WinSock::WSAETIMEDOUT);
+}
+
 /// Bounds how long sent data may stay unacknowledged before the system gives up on the
 /// connection and reports ETIMEDOUT, which keep-alive alone does not: it probes only while
 /// nothing is in flight, so a peer that vanishes under a pending request would otherwise be

@@ -372,6 +372,11 @@ static void null_pointers(void) {
     EXPECT(iso_connect(NULL, 0), ISO_E_INVALID);
     cover("iso_connect");
     EXPECT(iso_reconnect(NULL, 100), ISO_E_INVALID);
+    EXPECT(iso_set_user_timeout(NULL, 1000), ISO_E_INVALID);
+    EXPECT(iso_set_user_timeout(c, 2073600001u), ISO_E_INVALID);
+    EXPECT(iso_set_user_timeout(c, 0), ISO_OK);
+    EXPECT(iso_set_user_timeout(c, ISO_USER_TIMEOUT_FROM_KEEPALIVE), ISO_OK);
+    cover("iso_set_user_timeout");
     cover("iso_reconnect");
     EXPECT(iso_send(NULL, buf, 4), ISO_E_INVALID);
     EXPECT2(iso_send(c, NULL, 4), ISO_E_INVALID, ISO_E_STATE);

@@ -204,6 +204,10 @@ impl Conn {
         unsafe { c::iso_connect(self.ptr, timeout_ms) }
     }
 
+    pub fn set_user_timeout(&self, timeout_ms: u32) -> i32 {
+        unsafe { c::iso_set_user_timeout(self.ptr, timeout_ms) }
+    }
+
     pub fn reconnect(&self, timeout_ms: u32) -> i32 {
         unsafe { c::iso_reconnect(self.ptr, timeout_ms) }
     }

@@ -1,9 +1,6 @@
 //! The cable: pulled and plugged back with a request in flight, pulled for good while idle, and
 //! pulled for good with a request in flight (busy).
 
-use std::os::fd::{BorrowedFd, RawFd};
-
-use socket2::SockRef;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -162,21 +159,10 @@ fn idle_pull_detected_by_check_native() {
     idle_pull_check(Flavor::Native, "idle_pull_detected_by_check_native");
 }
 
-/// Sets TCP_USER_TIMEOUT on the handle's socket with the library's own `sys::set_user_timeout`
-/// (what the library will do itself once issue 11 item 1 wires it into the settings).
-fn set_user_timeout(c: &Conn, timeout: Duration) {
-    let fd = c.fd().expect("iso_get_fd") as RawFd;
-    // SAFETY: the descriptor stays open while `c` lives, which outlasts this borrow.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    isotcp::net::sys::set_user_timeout(&SockRef::from(&fd), Some(timeout))
-        .expect("TCP_USER_TIMEOUT");
-}
-
-/// Cable pulled for good with a request in flight, TCP_USER_TIMEOUT 3 s set by the test on the
-/// handle's socket (iso_get_fd, then the library's `sys::set_user_timeout`): the kernel gives up on the unacknowledged request after 3 s
-/// and the waiting receive ends with ISO_E_IO ("Connection timed out"), where without the option
-/// it would retransmit for about 15 minutes (keep-alive does not probe while data is
-/// unacknowledged). Shows the mechanism issue 11 item 1 builds on.
+/// Cable pulled for good with a request in flight, keep-alive off and `iso_set_user_timeout`
+/// 3000: the kernel gives up on the unacknowledged request after 3 s and the waiting receive
+/// ends with ISO_E_IO naming the cause and ETIMEDOUT, where without the option it would
+/// retransmit for about 15 minutes (keep-alive does not probe while data is unacknowledged).
 #[test]
 fn busy_pull_detected_with_user_timeout_on_the_socket() {
     let test = "busy_pull_detected_with_user_timeout_on_the_socket";
@@ -185,13 +171,21 @@ fn busy_pull_detected_with_user_timeout_on_the_socket() {
         return;
     };
     net.hmi(LIMIT, move |link: Link| {
-        let c = connected_fast_keepalive();
-        set_user_timeout(&c, Duration::from_secs(3));
+        let c = Conn::create(&PLC_V4.to_string(), S7_PORT);
+        c.ok(c.set_keepalive(0, 0, 0, 0));
+        c.ok(c.set_user_timeout(3000));
+        c.ok(c.connect(3000));
+        negotiate(&c, 1);
         link.pull();
         c.ok(c.send(&read_db1(2, 0, 4)));
         let (r, t) = timed(|| c.recv(65536, 10_000));
         let rc = r.map(|_| ISO_OK).unwrap_or_else(|rc| rc);
-        c.expect(rc, ISO_E_IO, &["timed out"]);
+        c.expect(
+            rc,
+            ISO_E_IO,
+            &["no acknowledgement from the peer for 3 s", "timed out"],
+        );
+        assert_eq!(c.last_os_error(), libc::ETIMEDOUT);
         assert_elapsed(
             "loss with a request in flight",
             t,
@@ -210,15 +204,13 @@ fn busy_pull_detected_with_user_timeout_on_the_socket() {
 /// Busy pull, and only keep-alive 1 s / 1 s / 2 probes set: the library derives
 /// TCP_USER_TIMEOUT from it (idle + interval x count = 3 s), so the receive waiting for the
 /// answer ends with ISO_E_IO after 3-5 s, naming the cause in words, and iso_check_connection
-/// says 0. Today the kernel retransmits for about 15 minutes and the receive times out.
+/// says 0 (without the bound the kernel would retransmit for about 15 minutes).
 #[test]
-#[ignore = "needs issue 11 item 1: TCP_USER_TIMEOUT derived from the keep-alive settings"]
 fn busy_pull_detected_by_default_py3() {
     busy_pull_default(Flavor::Py3, "busy_pull_detected_by_default_py3");
 }
 
 #[test]
-#[ignore = "needs issue 11 item 1: TCP_USER_TIMEOUT derived from the keep-alive settings"]
 fn busy_pull_detected_by_default_native() {
     busy_pull_default(Flavor::Native, "busy_pull_detected_by_default_native");
 }

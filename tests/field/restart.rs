@@ -49,9 +49,9 @@ fn killed_and_restarted(flavor: Flavor, test: &str) {
             c.last_error()
         ));
         assert_eq!(c.check(), 0);
-        // The handle stays "connected" after the loss until iso_disconnect (issue 11 item 3's
-        // iso_reconnect will do both): iso_connect now says ISO_E_STATE.
-        c.expect(c.connect(3000), ISO_E_STATE, &["iso_disconnect first"]);
+        // A connection the peer ended is replaced by the next iso_connect: with the PLC still
+        // down, that connect is refused (not "already connected").
+        c.expect(c.connect(3000), ISO_E_REFUSED, &["refused"]);
         c.ok(c.disconnect());
         plc.restart();
         let (rc, t) = timed(|| c.connect(3000));
@@ -112,10 +112,9 @@ fn disconnect_connect_cycles_leave_one_connection_native() {
     disconnect_connect_cycles(Flavor::Native, "disconnect_connect_cycles_native");
 }
 
-/// `iso_reconnect(conn, timeout_ms)` of issue 11 item 3. Replace the body with the call once
-/// the function exists (the test binary could not link against a missing symbol).
-fn reconnect(_c: &Conn, _timeout_ms: u32) -> i32 {
-    unimplemented!("iso_reconnect (issue 11 item 3) does not exist yet")
+/// `iso_reconnect(conn, timeout_ms)`.
+fn reconnect(c: &Conn, timeout_ms: u32) -> i32 {
+    c.reconnect(timeout_ms)
 }
 
 /// 100 iso_reconnect cycles with the COTP connection up (each sends a DR, closes, connects
@@ -145,13 +144,11 @@ fn reconnect_cycles(flavor: Flavor, test: &str) {
 }
 
 #[test]
-#[ignore = "needs issue 11 item 3: iso_reconnect"]
 fn reconnect_cycles_leave_one_connection_py3() {
     reconnect_cycles(Flavor::Py3, "reconnect_cycles_py3");
 }
 
 #[test]
-#[ignore = "needs issue 11 item 3: iso_reconnect"]
 fn reconnect_cycles_leave_one_connection_native() {
     reconnect_cycles(Flavor::Native, "reconnect_cycles_native");
 }

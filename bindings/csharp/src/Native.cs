@@ -119,6 +119,9 @@ namespace Isotcp
         public static extern int iso_reconnect(IsoConnectionHandle conn, uint timeoutMs);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_set_user_timeout(IsoConnectionHandle conn, uint timeoutMs);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int iso_last_os_error(IsoConnectionHandle conn, out int code);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

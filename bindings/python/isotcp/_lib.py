@@ -175,6 +175,7 @@ _DECLARATIONS = [
     ("iso_thread_last_error", c_int32, [POINTER(c_char), c_size_t, POINTER(c_size_t)]),
     ("iso_last_os_error", c_int32, [ConnPtr, POINTER(c_int32)]),
     ("iso_reconnect", c_int32, [ConnPtr, c_uint32]),
+    ("iso_set_user_timeout", c_int32, [ConnPtr, c_uint32]),
     ("iso_thread_last_os_error", c_int32, [POINTER(c_int32)]),
     ("iso_s7_tsap", c_int32, [c_uint8, c_uint8, c_uint8, POINTER(c_uint16)]),
     ("iso_listen", c_int32, [c_char_p, c_uint16, POINTER(ListenerPtr)]),
