@@ -198,3 +198,28 @@ fn reconnect_sends_a_dr_closes_and_connects_again_with_the_same_cr() {
         }
     });
 }
+
+#[test]
+fn connect_after_the_peer_closed_replaces_the_ended_connection() {
+    run(|| {
+        let peer = Peer::start_many(2, |i, p| {
+            p.accept();
+            if i == 0 {
+                p.close_now();
+            } else {
+                let m = p.read_message().unwrap().0;
+                p.send(&msg(&m));
+                p.hold();
+            }
+        });
+        let conn = Conn::local(peer.port());
+        conn.ok(conn.connect(LONG_MS));
+        conn.expect(conn.poll(LONG_MS), ISO_E_CLOSED, &["closed by peer"]);
+        // No disconnect in between: the ended connection is replaced.
+        conn.ok(conn.connect(LONG_MS));
+        conn.ok(conn.send(b"after"));
+        assert_eq!(conn.recv_ok(), b"after");
+        drop(conn);
+        peer.finish();
+    });
+}
