@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
+use super::args::null_arg;
 use super::codes::{code_of, ISO_E_INVALID, ISO_E_PANIC, ISO_E_POISONED};
 use crate::error::Error;
 
@@ -96,7 +97,7 @@ pub unsafe fn with_handle<T: Handle>(
     f: impl FnOnce(&T) -> Result<i32, Error>,
 ) -> i32 {
     if ptr.is_null() {
-        record_thread(&format!("invalid argument: {name} is NULL"));
+        record_thread(&null_arg(name).to_string());
         return ISO_E_INVALID;
     }
     // SAFETY: the caller passes a pointer from the matching create function that it has not
@@ -135,19 +136,5 @@ pub fn without_handle(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
             record_thread(&panic_message(&*p));
             ISO_E_PANIC
         }
-    }
-}
-
-/// An error for a NULL argument other than the handle.
-pub fn null_arg(name: &str) -> Error {
-    Error::Invalid(format!("{name} is NULL"))
-}
-
-/// Returns `Err` when `ptr` is NULL.
-pub fn non_null<T>(ptr: *const T, name: &str) -> Result<(), Error> {
-    if ptr.is_null() {
-        Err(null_arg(name))
-    } else {
-        Ok(())
     }
 }

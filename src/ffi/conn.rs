@@ -6,11 +6,12 @@
 //! from any thread wakes a blocked `iso_recv`/`iso_poll`/`iso_send`, which then returns
 //! ISO_E_STATE. `iso_destroy` must be the last call on a handle, with no other call in progress.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::c_char;
 
-use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState};
+use super::args::{bytes, bytes_mut, c_str, non_null, out_arg};
+use super::boundary::{with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
-use super::text::{bytes, check_len, last_error_out};
+use super::text::last_error_out;
 use crate::error::Error;
 use crate::net::connection::{MAX_MAX_MESSAGE, MIN_MAX_MESSAGE};
 use crate::net::{Config, Connection, Deadline, Keepalive};
@@ -101,18 +102,15 @@ pub unsafe extern "C" fn iso_create(
     out: *mut *mut iso_conn,
 ) -> i32 {
     without_handle(|| {
-        non_null(out, "out")?;
-        *out = std::ptr::null_mut();
-        non_null(host, "host")?;
-        let host = CStr::from_ptr(host)
-            .to_str()
-            .map_err(|_| Error::Invalid("host is not valid UTF-8".into()))?;
+        let out = out_arg(out, "out")?;
+        out.write(std::ptr::null_mut());
+        let host = c_str(host, "host")?;
         let config = Config::new(host, port)?;
         let conn = Box::new(iso_conn {
             inner: Connection::new(config),
             state: HandleState::default(),
         });
-        *out = Box::into_raw(conn);
+        out.write(Box::into_raw(conn));
         Ok(ISO_OK)
     })
 }
@@ -172,17 +170,22 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
     remote_len: usize,
 ) -> i32 {
     configure(conn, |c| {
-        for (ptr, len, which) in [(local, local_len, "local"), (remote, remote_len, "remote")] {
+        let mut given = [&[][..]; 2];
+        for (tsap, (ptr, len, which)) in given
+            .iter_mut()
+            .zip([(local, local_len, "local"), (remote, remote_len, "remote")])
+        {
+            // Checked here, since an empty buffer may come with any pointer.
             if len == 0 {
                 return Err(Error::Invalid(format!(
                     "{which} TSAP is empty (1..32 bytes)"
                 )));
             }
-            non_null(ptr, which)?;
+            *tsap = bytes(ptr, len, which)?;
         }
         let invalid = |e: crate::proto::ProtoError| Error::Invalid(e.to_string());
-        c.calling = Tsap::new(bytes(local, local_len)?).map_err(invalid)?;
-        c.called = Tsap::new(bytes(remote, remote_len)?).map_err(invalid)?;
+        c.calling = Tsap::new(given[0]).map_err(invalid)?;
+        c.called = Tsap::new(given[1]).map_err(invalid)?;
         Ok(())
     })
 }
@@ -277,7 +280,7 @@ pub unsafe extern "C" fn iso_set_routing_s7(
         let route = S7Route {
             subnet_high,
             subnet_low,
-            dest_addr: bytes(dest_addr, dest_addr_len)?.to_vec(),
+            dest_addr: bytes(dest_addr, dest_addr_len, "dest_addr")?.to_vec(),
             conn_type,
             dest_rack: rack,
             dest_slot: slot,
@@ -400,7 +403,7 @@ pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i3
 pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
     with_handle(conn, "conn", false, |c| {
         non_null(data, "data")?;
-        c.inner.send(bytes(data, len)?).map(|()| ISO_OK)
+        c.inner.send(bytes(data, len, "data")?).map(|()| ISO_OK)
     })
 }
 
@@ -436,24 +439,16 @@ pub unsafe extern "C" fn iso_recv(
     timeout_ms: u32,
 ) -> i32 {
     with_handle(conn, "conn", false, |c| {
-        non_null(out_len, "out_len")?;
+        let out_len = out_arg(out_len, "out_len")?;
         // NULL with capacity 0 asks for the size of the next message (ISO_E_BUFFER_TOO_SMALL).
-        if cap != 0 {
-            non_null(buf, "buf")?;
-        }
-        check_len(cap)?;
-        let slice = if cap == 0 {
-            &mut [][..]
-        } else {
-            std::slice::from_raw_parts_mut(buf, cap)
-        };
-        match c.inner.recv(slice, &Deadline::after_ms(timeout_ms)) {
+        let buf = bytes_mut(buf, cap, "buf")?;
+        match c.inner.recv(buf, &Deadline::after_ms(timeout_ms)) {
             Ok(n) => {
-                *out_len = n;
+                out_len.write(n);
                 Ok(ISO_OK)
             }
             Err(e @ Error::BufferTooSmall { needed, .. }) => {
-                *out_len = needed;
+                out_len.write(needed);
                 Err(e)
             }
             Err(e) => Err(e),
@@ -486,8 +481,8 @@ pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn iso_get_tpdu_size(conn: *const iso_conn, out: *mut u32) -> i32 {
     with_handle(conn, "conn", false, |c| {
-        non_null(out, "out")?;
-        *out = c.inner.tpdu_size()?;
+        let out = out_arg(out, "out")?;
+        out.write(c.inner.tpdu_size()?);
         Ok(ISO_OK)
     })
 }
@@ -499,8 +494,8 @@ pub unsafe extern "C" fn iso_get_tpdu_size(conn: *const iso_conn, out: *mut u32)
 #[no_mangle]
 pub unsafe extern "C" fn iso_get_fd(conn: *const iso_conn, out: *mut i64) -> i32 {
     with_handle(conn, "conn", false, |c| {
-        non_null(out, "out")?;
-        *out = c.inner.raw_handle()?;
+        let out = out_arg(out, "out")?;
+        out.write(c.inner.raw_handle()?);
         Ok(ISO_OK)
     })
 }
@@ -537,19 +532,21 @@ unsafe fn tsap_out(
     pick: impl FnOnce(&iso_conn) -> Tsap,
 ) -> i32 {
     with_handle(conn, "conn", false, |c| {
+        // Unlike `iso_recv`, these refuse a NULL buffer even with capacity 0.
         non_null(buf, "buf")?;
-        non_null(out_len, "out_len")?;
+        let out_len = out_arg(out_len, "out_len")?;
         c.inner.tpdu_size()?;
         let tsap = pick(c);
-        let b = tsap.as_bytes();
-        *out_len = b.len();
-        if b.len() > cap {
+        let tsap = tsap.as_bytes();
+        out_len.write(tsap.len());
+        if tsap.len() > cap {
             return Err(Error::BufferTooSmall {
-                needed: b.len(),
+                needed: tsap.len(),
                 cap,
             });
         }
-        std::ptr::copy_nonoverlapping(b.as_ptr(), buf, b.len());
+        // Only the TSAP's length, which fits in `cap`: a larger `cap` need not be a real size.
+        bytes_mut(buf, tsap.len(), "buf")?.copy_from_slice(tsap);
         Ok(ISO_OK)
     })
 }
@@ -595,10 +592,10 @@ pub unsafe extern "C" fn iso_thread_last_error(
 #[no_mangle]
 pub unsafe extern "C" fn iso_s7_tsap(conn_type: u8, rack: u8, slot: u8, out: *mut u16) -> i32 {
     without_handle(|| {
-        non_null(out, "out")?;
+        let out = out_arg(out, "out")?;
         conn_type_arg(conn_type)?;
         let rs = tsap::rack_slot(rack, slot).map_err(|e| Error::Invalid(e.to_string()))?;
-        *out = (conn_type as u16) << 8 | rs as u16;
+        out.write((conn_type as u16) << 8 | rs as u16);
         Ok(ISO_OK)
     })
 }

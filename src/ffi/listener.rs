@@ -4,14 +4,15 @@
 //! setters may be called at any time and apply to handshakes judged afterwards;
 //! `iso_listener_destroy` must be the last call, with no other call in progress.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState};
+use super::args::{bytes, non_null, opt_c_str, out_arg};
+use super::boundary::{with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
 use super::conn::iso_conn;
-use super::text::{bytes, last_error_out};
+use super::text::last_error_out;
 use crate::error::Error;
 use crate::net::connection::{MAX_MAX_MESSAGE, MAX_MAX_QUEUED, MIN_MAX_MESSAGE};
 use crate::net::{Deadline, Listener};
@@ -65,23 +66,15 @@ pub unsafe extern "C" fn iso_listen(
     out: *mut *mut iso_listener,
 ) -> i32 {
     without_handle(|| {
-        non_null(out, "out")?;
-        *out = std::ptr::null_mut();
-        let host = if bind_host.is_null() {
-            None
-        } else {
-            Some(
-                CStr::from_ptr(bind_host)
-                    .to_str()
-                    .map_err(|_| Error::Invalid("bind_host is not valid UTF-8".into()))?,
-            )
-        };
+        let out = out_arg(out, "out")?;
+        out.write(std::ptr::null_mut());
+        let host = opt_c_str(bind_host, "bind_host")?;
         let l = Listener::bind(host, port)?;
-        *out = Box::into_raw(Box::new(iso_listener {
+        out.write(Box::into_raw(Box::new(iso_listener {
             inner: l,
             state: HandleState::default(),
             refusals_seen: AtomicU64::new(0),
-        }));
+        })));
         Ok(ISO_OK)
     })
 }
@@ -116,8 +109,7 @@ pub unsafe extern "C" fn iso_listener_shutdown(l: *const iso_listener) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_port(l: *const iso_listener, out: *mut u16) -> i32 {
     with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
-        *out = l.inner.port();
+        out_arg(out, "out")?.write(l.inner.port());
         Ok(ISO_OK)
     })
 }
@@ -140,7 +132,7 @@ pub unsafe extern "C" fn iso_accept(
     out: *mut *mut iso_conn,
 ) -> i32 {
     with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
+        let out = out_arg(out, "out")?;
         let refused_before = l.inner.refused_count();
         let result = l.inner.accept(&Deadline::after_ms(timeout_ms));
         let refused_after = l.inner.refused_count();
@@ -167,10 +159,10 @@ pub unsafe extern "C" fn iso_accept(
             }
             other => other?,
         };
-        *out = Box::into_raw(Box::new(iso_conn {
+        out.write(Box::into_raw(Box::new(iso_conn {
             inner: conn,
             state: HandleState::default(),
-        }));
+        })));
         Ok(ISO_OK)
     })
 }
@@ -184,8 +176,7 @@ pub unsafe extern "C" fn iso_accept(
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_get_fd(l: *const iso_listener, out: *mut i64) -> i32 {
     with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
-        *out = l.inner.raw_handle();
+        out_arg(out, "out")?.write(l.inner.raw_handle());
         Ok(ISO_OK)
     })
 }
@@ -198,11 +189,12 @@ pub unsafe extern "C" fn iso_listener_get_fd(l: *const iso_listener, out: *mut i
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_next_timeout(l: *const iso_listener, out: *mut u32) -> i32 {
     with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
-        *out = l
-            .inner
-            .next_timeout()
-            .map_or(u32::MAX, |d| d.as_millis().min(u32::MAX as u128 - 1) as u32);
+        let out = out_arg(out, "out")?;
+        out.write(
+            l.inner
+                .next_timeout()
+                .map_or(u32::MAX, |d| d.as_millis().min(u32::MAX as u128 - 1) as u32),
+        );
         Ok(ISO_OK)
     })
 }
@@ -300,7 +292,7 @@ pub unsafe extern "C" fn iso_listener_allow_tsap(
 ) -> i32 {
     with_handle(l, "listener", false, |l| {
         non_null(tsap, "tsap")?;
-        let t = Tsap::new(bytes(tsap, len)?).map_err(|e| Error::Invalid(e.to_string()))?;
+        let t = Tsap::new(bytes(tsap, len, "tsap")?).map_err(|e| Error::Invalid(e.to_string()))?;
         l.inner.configure(|c| {
             if !c.allowed_called.contains(&t) {
                 c.allowed_called.push(t);
@@ -354,8 +346,7 @@ pub unsafe extern "C" fn iso_listener_set_filter(
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_refused_count(l: *const iso_listener, out: *mut u64) -> i32 {
     with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
-        *out = l.inner.refused_count();
+        out_arg(out, "out")?.write(l.inner.refused_count());
         Ok(ISO_OK)
     })
 }

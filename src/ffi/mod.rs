@@ -5,6 +5,7 @@
 // README: pointers are NULL (rejected) or valid for the sizes given, handles are live.
 #![allow(clippy::missing_safety_doc)]
 
+mod args;
 pub mod boundary;
 pub mod codes;
 pub mod conn;

@@ -4,10 +4,10 @@
 //! A loop driving many connections from one thread waits on `iso_get_fd` for readability, and
 //! also for writability while `iso_get_send_pending` reports queued bytes.
 
-use super::boundary::{non_null, with_handle};
+use super::args::{bytes, non_null, out_arg};
+use super::boundary::with_handle;
 use super::codes::ISO_OK;
 use super::conn::{configure, iso_conn};
-use super::text::bytes;
 use crate::error::Error;
 use crate::net::connection::MAX_MAX_QUEUED;
 use crate::net::Deadline;
@@ -25,7 +25,9 @@ use crate::net::Deadline;
 pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
     with_handle(conn, "conn", false, |c| {
         non_null(data, "data")?;
-        c.inner.queue_send(bytes(data, len)?).map(|()| ISO_OK)
+        c.inner
+            .queue_send(bytes(data, len, "data")?)
+            .map(|()| ISO_OK)
     })
 }
 
@@ -49,8 +51,7 @@ pub unsafe extern "C" fn iso_flush(conn: *mut iso_conn, timeout_ms: u32) -> i32 
 #[no_mangle]
 pub unsafe extern "C" fn iso_get_send_pending(conn: *const iso_conn, out: *mut usize) -> i32 {
     with_handle(conn, "conn", false, |c| {
-        non_null(out, "out")?;
-        *out = c.inner.send_pending();
+        out_arg(out, "out")?.write(c.inner.send_pending());
         Ok(ISO_OK)
     })
 }

@@ -1,13 +1,13 @@
 //! Frame tracing for diagnostics: every TPKT packet of a connection, to a callback or to a
 //! capture file that Wireshark opens. Off by default; when off it costs nothing measurable.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::path::Path;
 
+use super::args::opt_c_str;
 use super::boundary::with_handle;
 use super::codes::ISO_OK;
 use super::conn::iso_conn;
-use crate::error::Error;
 
 /// `direction` of a traced frame received from the peer.
 pub const ISO_TRACE_RECEIVED: i32 = 0;
@@ -59,15 +59,7 @@ pub unsafe extern "C" fn iso_set_trace(
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_trace_file(conn: *mut iso_conn, path: *const c_char) -> i32 {
     with_handle(conn, "conn", false, |c| {
-        let path = if path.is_null() {
-            None
-        } else {
-            Some(
-                CStr::from_ptr(path)
-                    .to_str()
-                    .map_err(|_| Error::Invalid("trace file path is not UTF-8".into()))?,
-            )
-        };
+        let path = opt_c_str(path, "path")?;
         c.inner.set_trace_file(path.map(Path::new))?;
         Ok(ISO_OK)
     })
