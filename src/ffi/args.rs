@@ -130,10 +130,8 @@ mod tests {
     #[test]
     fn c_strings_null_utf8_and_text() {
         // SAFETY: NULL is allowed.
-        assert_eq!(
-            unsafe { opt_c_str(std::ptr::null(), "host") }.unwrap(),
-            None
-        );
+        let absent = unsafe { opt_c_str(std::ptr::null(), "host") };
+        assert_eq!(absent.unwrap(), None);
         // SAFETY: as above.
         let err = unsafe { c_str(std::ptr::null(), "host") }.unwrap_err();
         assert_eq!(message(err), "invalid argument: host is NULL");
@@ -142,19 +140,18 @@ mod tests {
         let err = unsafe { c_str(bad.as_ptr().cast(), "host") }.unwrap_err();
         assert_eq!(message(err), "invalid argument: host is not valid UTF-8");
         // SAFETY: as above.
-        assert_eq!(unsafe { c_str(c"plc".as_ptr(), "host") }.unwrap(), "plc");
+        let given = unsafe { c_str(c"plc".as_ptr(), "host") };
+        assert_eq!(given.unwrap(), "plc");
     }
 
     #[test]
     fn buffers_empty_null_too_long_and_given() {
         // SAFETY: length 0 allows any pointer.
-        assert!(unsafe { bytes(std::ptr::null(), 0, "data") }
-            .unwrap()
-            .is_empty());
+        let empty = unsafe { bytes(std::ptr::null(), 0, "data") };
+        assert!(empty.unwrap().is_empty());
         // SAFETY: as above.
-        assert!(unsafe { bytes_mut(std::ptr::null_mut(), 0, "buf") }
-            .unwrap()
-            .is_empty());
+        let empty = unsafe { bytes_mut(std::ptr::null_mut(), 0, "buf") };
+        assert!(empty.unwrap().is_empty());
         // SAFETY: NULL is checked before the length is used.
         let err = unsafe { bytes(std::ptr::null(), 3, "data") }.unwrap_err();
         assert_eq!(message(err), "invalid argument: data is NULL");
@@ -163,9 +160,7 @@ mod tests {
         let err = unsafe { bytes_mut(buf.as_mut_ptr(), usize::MAX, "buf") }.unwrap_err();
         assert!(message(err).contains("larger than any buffer"));
         // SAFETY: `buf` is valid for its 3 bytes.
-        assert_eq!(
-            unsafe { bytes(buf.as_ptr(), 3, "data") }.unwrap(),
-            &[1, 2, 3]
-        );
+        let given = unsafe { bytes(buf.as_ptr(), 3, "data") };
+        assert_eq!(given.unwrap(), &[1, 2, 3]);
     }
 }

@@ -102,9 +102,11 @@ pub unsafe extern "C" fn iso_create(
     out: *mut *mut iso_conn,
 ) -> i32 {
     without_handle(|| {
-        let out = out_arg(out, "out")?;
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
         out.write(std::ptr::null_mut());
-        let host = c_str(host, "host")?;
+        // SAFETY: `host` is NULL or a NUL-terminated string (the header's pointer contract).
+        let host = unsafe { c_str(host, "host") }?;
         let config = Config::new(host, port)?;
         let conn = Box::new(iso_conn {
             inner: Connection::new(config),
@@ -123,15 +125,16 @@ pub unsafe extern "C" fn iso_destroy(conn: *mut iso_conn) {
         return;
     }
     let _ = without_handle(|| {
-        drop(Box::from_raw(conn));
+        // SAFETY: not NULL, so a handle from `iso_create` or `iso_accept` (both made by
+        // `Box::into_raw`) that no other call uses any more, as this function requires.
+        drop(unsafe { Box::from_raw(conn) });
         Ok(ISO_OK)
     });
 }
 
-/// # Safety
-/// As [`with_handle`].
-pub(crate) unsafe fn configure(
-    conn: *const iso_conn,
+/// Runs a setter's change on a copy of the configuration, as [`with_handle`] runs an export.
+pub(crate) fn configure(
+    conn: Option<&iso_conn>,
     f: impl FnOnce(&mut Config) -> Result<(), Error>,
 ) -> i32 {
     with_handle(conn, "conn", false, |c| {
@@ -149,7 +152,8 @@ pub unsafe extern "C" fn iso_set_tsap(
     local_tsap: u16,
     remote_tsap: u16,
 ) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         c.calling = Tsap::from_u16(local_tsap);
         c.called = Tsap::from_u16(remote_tsap);
         Ok(())
@@ -169,7 +173,8 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
     remote: *const u8,
     remote_len: usize,
 ) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         let mut given = [&[][..]; 2];
         for (tsap, (ptr, len, which)) in given
             .iter_mut()
@@ -181,7 +186,8 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
                     "{which} TSAP is empty (1..32 bytes)"
                 )));
             }
-            *tsap = bytes(ptr, len, which)?;
+            // SAFETY: `ptr` is NULL or valid for `len` bytes (the header's pointer contract).
+            *tsap = unsafe { bytes(ptr, len, which) }?;
         }
         let invalid = |e: crate::proto::ProtoError| Error::Invalid(e.to_string());
         c.calling = Tsap::new(given[0]).map_err(invalid)?;
@@ -196,7 +202,8 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_tpdu_size(conn: *mut iso_conn, size: u32) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         handshake::tpdu_code_for(size).ok_or_else(|| {
             Error::Invalid(format!(
                 "TPDU size {size} is not one of 128, 256, 512, 1024, 2048, 4096, 8192"
@@ -220,7 +227,8 @@ pub unsafe extern "C" fn iso_set_routing(
     dest_rack: u16,
     dest_slot: u16,
 ) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         let (rack, slot) = rack_slot_args(dest_rack, dest_slot)?;
         c.extra_params = tsap::snap7_routing_params(subnet_id, rack, slot)
             .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -268,7 +276,8 @@ pub unsafe extern "C" fn iso_set_routing_s7(
     dest_rack: u16,
     dest_slot: u16,
 ) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         non_null(dest_addr, "dest_addr")?;
         if !(1..=16).contains(&dest_addr_len) {
             return Err(Error::Invalid(format!(
@@ -277,10 +286,12 @@ pub unsafe extern "C" fn iso_set_routing_s7(
         }
         conn_type_arg(conn_type)?;
         let (rack, slot) = rack_slot_args(dest_rack, dest_slot)?;
+        // SAFETY: `dest_addr` is valid for `dest_addr_len` bytes (the header's pointer contract).
+        let dest_addr = unsafe { bytes(dest_addr, dest_addr_len, "dest_addr") }?;
         let route = S7Route {
             subnet_high,
             subnet_low,
-            dest_addr: bytes(dest_addr, dest_addr_len, "dest_addr")?.to_vec(),
+            dest_addr: dest_addr.to_vec(),
             conn_type,
             dest_rack: rack,
             dest_slot: slot,
@@ -299,7 +310,8 @@ pub unsafe extern "C" fn iso_set_routing_s7(
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         c.send_timeout_ms = timeout_ms;
         Ok(())
     })
@@ -312,7 +324,8 @@ pub unsafe extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         let b = bytes as usize;
         if !(MIN_MAX_MESSAGE..=MAX_MAX_MESSAGE).contains(&b) {
             return Err(Error::Invalid(format!(
@@ -330,7 +343,8 @@ pub unsafe extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) ->
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_max_fragments(conn: *mut iso_conn, fragments: u32) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         if !(1..=1 << 20).contains(&fragments) {
             return Err(Error::Invalid(format!(
                 "fragment limit {fragments} is outside 1..1048576"
@@ -354,7 +368,8 @@ pub unsafe extern "C" fn iso_set_keepalive(
     interval_s: u32,
     count: u32,
 ) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         let enabled = enable != 0;
         if enabled
             && [idle_s, interval_s, count]
@@ -386,7 +401,8 @@ pub unsafe extern "C" fn iso_set_keepalive(
 /// Thread rules: not concurrently with setters or another `iso_connect` on the same handle.
 #[no_mangle]
 pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner.connect(timeout_ms).map(|()| ISO_OK)
     })
 }
@@ -401,9 +417,12 @@ pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i3
 /// `iso_send` calls on one handle are serialised.
 #[no_mangle]
 pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         non_null(data, "data")?;
-        c.inner.send(bytes(data, len, "data")?).map(|()| ISO_OK)
+        // SAFETY: `data` is valid for `len` bytes (the header's pointer contract).
+        let data = unsafe { bytes(data, len, "data") }?;
+        c.inner.send(data).map(|()| ISO_OK)
     })
 }
 
@@ -414,7 +433,8 @@ pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usi
 /// Thread rules: as `iso_recv`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner.poll(&Deadline::after_ms(timeout_ms)).map(i32::from)
     })
 }
@@ -438,10 +458,13 @@ pub unsafe extern "C" fn iso_recv(
     out_len: *mut usize,
     timeout_ms: u32,
 ) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        let out_len = out_arg(out_len, "out_len")?;
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `out_len` is NULL or valid for one write (the header's pointer contract).
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
         // NULL with capacity 0 asks for the size of the next message (ISO_E_BUFFER_TOO_SMALL).
-        let buf = bytes_mut(buf, cap, "buf")?;
+        // SAFETY: `buf` is NULL or valid for writing `cap` bytes (the header's pointer contract).
+        let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
         match c.inner.recv(buf, &Deadline::after_ms(timeout_ms)) {
             Ok(n) => {
                 out_len.write(n);
@@ -461,7 +484,10 @@ pub unsafe extern "C" fn iso_recv(
 /// nothing. NULL gives ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
-    with_handle(conn, "conn", false, |c| Ok(i32::from(c.inner.is_alive())))
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        Ok(i32::from(c.inner.is_alive()))
+    })
 }
 
 /// Closes the connection (without DR: class 0 releases by closing TCP) and wakes any thread
@@ -470,7 +496,8 @@ pub unsafe extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
 /// its settings and may connect again. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner.disconnect();
         Ok(ISO_OK)
     })
@@ -480,8 +507,10 @@ pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
 /// Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_get_tpdu_size(conn: *const iso_conn, out: *mut u32) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        let out = out_arg(out, "out")?;
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
         out.write(c.inner.tpdu_size()?);
         Ok(ISO_OK)
     })
@@ -493,8 +522,10 @@ pub unsafe extern "C" fn iso_get_tpdu_size(conn: *const iso_conn, out: *mut u32)
 /// Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_get_fd(conn: *const iso_conn, out: *mut i64) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        let out = out_arg(out, "out")?;
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
         out.write(c.inner.raw_handle()?);
         Ok(ISO_OK)
     })
@@ -510,7 +541,9 @@ pub unsafe extern "C" fn iso_get_remote_tsap(
     cap: usize,
     out_len: *mut usize,
 ) -> i32 {
-    tsap_out(conn, buf, cap, out_len, |c| c.inner.config().called)
+    // SAFETY: the pointers are what this function's contract makes them, which is what
+    // `tsap_out` needs.
+    unsafe { tsap_out(conn, buf, cap, out_len, |c| c.inner.config().called) }
 }
 
 /// Copies the calling TSAP in use (C1: the local TSAP) into `buf`; as `iso_get_remote_tsap`.
@@ -521,9 +554,15 @@ pub unsafe extern "C" fn iso_get_calling_tsap(
     cap: usize,
     out_len: *mut usize,
 ) -> i32 {
-    tsap_out(conn, buf, cap, out_len, |c| c.inner.config().calling)
+    // SAFETY: as in `iso_get_remote_tsap`.
+    unsafe { tsap_out(conn, buf, cap, out_len, |c| c.inner.config().calling) }
 }
 
+/// The body of the two TSAP getters.
+///
+/// # Safety
+/// `conn` is NULL or a live handle; `buf` NULL or valid for writing `cap` bytes; `out_len` NULL
+/// or valid for one write.
 unsafe fn tsap_out(
     conn: *const iso_conn,
     buf: *mut u8,
@@ -531,10 +570,12 @@ unsafe fn tsap_out(
     out_len: *mut usize,
     pick: impl FnOnce(&iso_conn) -> Tsap,
 ) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (this function's contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         // Unlike `iso_recv`, these refuse a NULL buffer even with capacity 0.
         non_null(buf, "buf")?;
-        let out_len = out_arg(out_len, "out_len")?;
+        // SAFETY: `out_len` is NULL or valid for one write (this function's contract).
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
         c.inner.tpdu_size()?;
         let tsap = pick(c);
         let tsap = tsap.as_bytes();
@@ -546,7 +587,9 @@ unsafe fn tsap_out(
             });
         }
         // Only the TSAP's length, which fits in `cap`: a larger `cap` need not be a real size.
-        bytes_mut(buf, tsap.len(), "buf")?.copy_from_slice(tsap);
+        // SAFETY: `buf` is not NULL, so valid for `cap` bytes (this function's contract), which
+        // are at least the TSAP's.
+        unsafe { bytes_mut(buf, tsap.len(), "buf") }?.copy_from_slice(tsap);
         Ok(ISO_OK)
     })
 }
@@ -565,12 +608,15 @@ pub unsafe extern "C" fn iso_last_error(
     out_needed: *mut usize,
 ) -> i32 {
     let mut text = None;
-    let rc = with_handle(conn, "conn", true, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    let rc = with_handle(unsafe { conn.as_ref() }, "conn", true, |c| {
         text = Some(c.state.last_error());
         Ok(ISO_OK)
     });
     match text {
-        Some(t) => last_error_out(&t, buf, cap, out_needed),
+        // SAFETY: `buf` is NULL or valid for `cap` bytes, `out_needed` NULL or valid for one
+        // write (the header's pointer contract).
+        Some(t) => unsafe { last_error_out(&t, buf, cap, out_needed) },
         None => rc,
     }
 }
@@ -583,7 +629,8 @@ pub unsafe extern "C" fn iso_thread_last_error(
     cap: usize,
     out_needed: *mut usize,
 ) -> i32 {
-    last_error_out(&super::boundary::thread_last_error(), buf, cap, out_needed)
+    // SAFETY: as in `iso_last_error`.
+    unsafe { last_error_out(&super::boundary::thread_last_error(), buf, cap, out_needed) }
 }
 
 /// The S7 remote TSAP for a connection type (1 PG, 2 OP, 3..0x10 S7 basic), rack (0..7) and slot
@@ -592,7 +639,8 @@ pub unsafe extern "C" fn iso_thread_last_error(
 #[no_mangle]
 pub unsafe extern "C" fn iso_s7_tsap(conn_type: u8, rack: u8, slot: u8, out: *mut u16) -> i32 {
     without_handle(|| {
-        let out = out_arg(out, "out")?;
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
         conn_type_arg(conn_type)?;
         let rs = tsap::rack_slot(rack, slot).map_err(|e| Error::Invalid(e.to_string()))?;
         out.write((conn_type as u16) << 8 | rs as u16);

@@ -66,9 +66,11 @@ pub unsafe extern "C" fn iso_listen(
     out: *mut *mut iso_listener,
 ) -> i32 {
     without_handle(|| {
-        let out = out_arg(out, "out")?;
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
         out.write(std::ptr::null_mut());
-        let host = opt_c_str(bind_host, "bind_host")?;
+        // SAFETY: `bind_host` is NULL or a NUL-terminated string (the header's pointer contract).
+        let host = unsafe { opt_c_str(bind_host, "bind_host") }?;
         let l = Listener::bind(host, port)?;
         out.write(Box::into_raw(Box::new(iso_listener {
             inner: l,
@@ -87,7 +89,9 @@ pub unsafe extern "C" fn iso_listener_destroy(l: *mut iso_listener) {
         return;
     }
     let _ = without_handle(|| {
-        drop(Box::from_raw(l));
+        // SAFETY: not NULL, so a listener from `iso_listen` (made by `Box::into_raw`) that no
+        // other call uses any more, as this function requires.
+        drop(unsafe { Box::from_raw(l) });
         Ok(ISO_OK)
     });
 }
@@ -99,7 +103,8 @@ pub unsafe extern "C" fn iso_listener_destroy(l: *mut iso_listener) {
 /// thread has returned. Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_shutdown(l: *const iso_listener) -> i32 {
-    with_handle(l, "listener", true, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", true, |l| {
         l.inner.shutdown();
         Ok(ISO_OK)
     })
@@ -108,8 +113,10 @@ pub unsafe extern "C" fn iso_listener_shutdown(l: *const iso_listener) -> i32 {
 /// Writes the port listened on to `*out`. Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_port(l: *const iso_listener, out: *mut u16) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        out_arg(out, "out")?.write(l.inner.port());
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(l.inner.port());
         Ok(ISO_OK)
     })
 }
@@ -131,8 +138,10 @@ pub unsafe extern "C" fn iso_accept(
     timeout_ms: u32,
     out: *mut *mut iso_conn,
 ) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        let out = out_arg(out, "out")?;
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
         let refused_before = l.inner.refused_count();
         let result = l.inner.accept(&Deadline::after_ms(timeout_ms));
         let refused_after = l.inner.refused_count();
@@ -175,8 +184,10 @@ pub unsafe extern "C" fn iso_accept(
 /// Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_get_fd(l: *const iso_listener, out: *mut i64) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        out_arg(out, "out")?.write(l.inner.raw_handle());
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(l.inner.raw_handle());
         Ok(ISO_OK)
     })
 }
@@ -188,8 +199,10 @@ pub unsafe extern "C" fn iso_listener_get_fd(l: *const iso_listener, out: *mut i
 /// Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_next_timeout(l: *const iso_listener, out: *mut u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        let out = out_arg(out, "out")?;
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
         out.write(
             l.inner
                 .next_timeout()
@@ -203,7 +216,8 @@ pub unsafe extern "C" fn iso_listener_next_timeout(l: *const iso_listener, out: 
 /// Errors: ISO_E_INVALID (another value or NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_tpdu(l: *mut iso_listener, size: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         handshake::tpdu_code_for(size)
             .ok_or_else(|| Error::Invalid(format!("TPDU size {size} is not one of 128 .. 8192")))?;
         l.inner.configure(|c| {
@@ -217,7 +231,8 @@ pub unsafe extern "C" fn iso_listener_set_max_tpdu(l: *mut iso_listener, size: u
 /// Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_cr_timeout(l: *mut iso_listener, timeout_ms: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         if !(1..=3_600_000).contains(&timeout_ms) {
             return Err(Error::Invalid(format!(
                 "CR timeout {timeout_ms} ms is outside 1..3600000"
@@ -234,7 +249,8 @@ pub unsafe extern "C" fn iso_listener_set_cr_timeout(l: *mut iso_listener, timeo
 /// oldest is closed. Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, count: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         if !(1..=65536).contains(&count) {
             return Err(Error::Invalid(format!(
                 "pending limit {count} is outside 1..65536"
@@ -251,7 +267,8 @@ pub unsafe extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, coun
 /// (0..268435456, default 262144). Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_queued(l: *mut iso_listener, bytes: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         if bytes as usize > MAX_MAX_QUEUED {
             return Err(Error::Invalid(format!(
                 "send-queue limit {bytes} is above {MAX_MAX_QUEUED}"
@@ -268,7 +285,8 @@ pub unsafe extern "C" fn iso_listener_set_max_queued(l: *mut iso_listener, bytes
 /// Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_message(l: *mut iso_listener, bytes: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         if !(MIN_MAX_MESSAGE..=MAX_MAX_MESSAGE).contains(&(bytes as usize)) {
             return Err(Error::Invalid(format!(
                 "maximum message {bytes} is outside {MIN_MAX_MESSAGE}..{MAX_MAX_MESSAGE}"
@@ -290,9 +308,12 @@ pub unsafe extern "C" fn iso_listener_allow_tsap(
     tsap: *const u8,
     len: usize,
 ) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         non_null(tsap, "tsap")?;
-        let t = Tsap::new(bytes(tsap, len, "tsap")?).map_err(|e| Error::Invalid(e.to_string()))?;
+        // SAFETY: `tsap` is valid for `len` bytes (the header's pointer contract).
+        let tsap = unsafe { bytes(tsap, len, "tsap") }?;
+        let t = Tsap::new(tsap).map_err(|e| Error::Invalid(e.to_string()))?;
         l.inner.configure(|c| {
             if !c.allowed_called.contains(&t) {
                 c.allowed_called.push(t);
@@ -311,7 +332,8 @@ pub unsafe extern "C" fn iso_listener_set_filter(
     filter: iso_cr_filter,
     user: *mut c_void,
 ) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         let user = user as usize;
         l.inner.configure(|c| {
             c.filter = filter.map(|f| {
@@ -345,8 +367,10 @@ pub unsafe extern "C" fn iso_listener_set_filter(
 /// `*out`. Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_refused_count(l: *const iso_listener, out: *mut u64) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        out_arg(out, "out")?.write(l.inner.refused_count());
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(l.inner.refused_count());
         Ok(ISO_OK)
     })
 }
@@ -361,7 +385,8 @@ pub unsafe extern "C" fn iso_listener_last_error(
     out_needed: *mut usize,
 ) -> i32 {
     let mut text = None;
-    let rc = with_handle(l, "listener", true, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    let rc = with_handle(unsafe { l.as_ref() }, "listener", true, |l| {
         let refusals = l.inner.refused_count();
         text = Some(if refusals != l.refusals_seen.load(Ordering::Relaxed) {
             l.inner.last_refusal()
@@ -371,7 +396,9 @@ pub unsafe extern "C" fn iso_listener_last_error(
         Ok(ISO_OK)
     });
     match text {
-        Some(t) => last_error_out(&t, buf, cap, out_needed),
+        // SAFETY: `buf` is NULL or valid for `cap` bytes, `out_needed` NULL or valid for one
+        // write (the header's pointer contract).
+        Some(t) => unsafe { last_error_out(&t, buf, cap, out_needed) },
         None => rc,
     }
 }

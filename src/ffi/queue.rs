@@ -23,11 +23,12 @@ use crate::net::Deadline;
 /// Thread rules: as `iso_send`, with which it is serialised.
 #[no_mangle]
 pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         non_null(data, "data")?;
-        c.inner
-            .queue_send(bytes(data, len, "data")?)
-            .map(|()| ISO_OK)
+        // SAFETY: `data` is valid for `len` bytes (the header's pointer contract).
+        let data = unsafe { bytes(data, len, "data") }?;
+        c.inner.queue_send(data).map(|()| ISO_OK)
     })
 }
 
@@ -38,7 +39,8 @@ pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, le
 /// Thread rules: as `iso_send`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_flush(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner
             .flush(&Deadline::after_ms(timeout_ms))
             .map(|()| ISO_OK)
@@ -50,8 +52,10 @@ pub unsafe extern "C" fn iso_flush(conn: *mut iso_conn, timeout_ms: u32) -> i32 
 /// Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_get_send_pending(conn: *const iso_conn, out: *mut usize) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        out_arg(out, "out")?.write(c.inner.send_pending());
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(c.inner.send_pending());
         Ok(ISO_OK)
     })
 }
@@ -63,7 +67,8 @@ pub unsafe extern "C" fn iso_get_send_pending(conn: *const iso_conn, out: *mut u
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_max_queued(conn: *mut iso_conn, bytes: u32) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         if bytes as usize > MAX_MAX_QUEUED {
             return Err(Error::Invalid(format!(
                 "send-queue limit {bytes} is above {MAX_MAX_QUEUED}"

@@ -37,7 +37,8 @@ pub unsafe fn last_error_out(
     cap: usize,
     out_needed: *mut usize,
 ) -> i32 {
-    if copy_c_string(text, buf.cast(), cap, out_needed) {
+    // SAFETY: the caller's guarantee is the one `copy_c_string` needs.
+    if unsafe { copy_c_string(text, buf.cast(), cap, out_needed) } {
         super::codes::ISO_OK
     } else {
         super::codes::ISO_E_BUFFER_TOO_SMALL

@@ -32,7 +32,8 @@ pub unsafe extern "C" fn iso_set_trace(
     callback: iso_trace_fn,
     user: *mut c_void,
 ) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         let user = user as usize;
         c.inner.trace.set_callback(callback.map(|f| {
             Box::new(move |sent: bool, frame: &[u8]| {
@@ -58,8 +59,10 @@ pub unsafe extern "C" fn iso_set_trace(
 /// file cannot be created). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_trace_file(conn: *mut iso_conn, path: *const c_char) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        let path = opt_c_str(path, "path")?;
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `path` is NULL or a NUL-terminated string (the header's pointer contract).
+        let path = unsafe { opt_c_str(path, "path") }?;
         c.inner.set_trace_file(path.map(Path::new))?;
         Ok(ISO_OK)
     })
