@@ -4,6 +4,12 @@
  *
  * Every function returning int32_t returns ISO_OK (0) on success or a negative ISO_E_* code;
  * iso_strerror() names a code and iso_last_error() gives the message of a handle's last error.
+ *
+ * Pointer contract: every pointer argument is NULL or valid, for the whole call, for what the
+ * function does with it: a string is NUL-terminated, a buffer holds the length given (nothing
+ * is read or written through it when that length is 0), an out-pointer takes one write, a
+ * handle was created and not yet destroyed. A NULL where something is needed gives
+ * ISO_E_INVALID; any other invalid pointer cannot be detected and is undefined behaviour.
  */
 #ifndef ISOTCP_H
 #define ISOTCP_H

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use parking_lot::Mutex;
 
+use super::args::null_arg;
 use super::codes::{code_of, hint, ISO_E_INVALID, ISO_E_PANIC, ISO_E_POISONED};
 use crate::error::Error;
 
@@ -109,26 +110,22 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     format!("internal error (panic: {what}); the handle is poisoned: destroy it")
 }
 
-/// Runs `f` on the object behind `ptr`. `f` returns a non-negative value or an error.
+/// Runs `f` on the handle an export was given. `f` returns a non-negative value or an error.
 ///
-/// NULL gives ISO_E_INVALID; a poisoned handle ISO_E_POISONED (unless `allow_poisoned`, for
-/// functions that must still work on one: reading the last error, destroying it).
-///
-/// # Safety
-/// `ptr` is NULL or points to a live object created by the matching create function.
-pub unsafe fn with_handle<T: Handle>(
-    ptr: *const T,
+/// `None` (a NULL handle) gives ISO_E_INVALID; a poisoned handle ISO_E_POISONED (unless
+/// `allow_poisoned`, for functions that must still work on one: reading the last error,
+/// destroying it). The export turns its pointer into the reference itself, with
+/// `ptr.as_ref()`, so that the one unsafe step of every export is visible where it is taken.
+pub fn with_handle<T: Handle>(
+    handle: Option<&T>,
     name: &str,
     allow_poisoned: bool,
     f: impl FnOnce(&T) -> Result<i32, Error>,
 ) -> i32 {
-    if ptr.is_null() {
-        record_thread(&format!("invalid argument: {name} is NULL"));
+    let Some(obj) = handle else {
+        record_thread(&null_arg(name).to_string());
         return ISO_E_INVALID;
-    }
-    // SAFETY: the caller passes a pointer from the matching create function that it has not
-    // destroyed (the documented contract of every function taking a handle).
-    let obj = &*ptr;
+    };
     let state = obj.state();
     if !allow_poisoned && state.poisoned.load(Ordering::Acquire) {
         record_thread("the handle is poisoned by an earlier internal error: destroy it");
@@ -165,19 +162,5 @@ pub fn without_handle(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
             record_thread(&panic_message(&*p));
             ISO_E_PANIC
         }
-    }
-}
-
-/// An error for a NULL argument other than the handle.
-pub fn null_arg(name: &str) -> Error {
-    Error::Invalid(format!("{name} is NULL"))
-}
-
-/// Returns `Err` when `ptr` is NULL.
-pub fn non_null<T>(ptr: *const T, name: &str) -> Result<(), Error> {
-    if ptr.is_null() {
-        Err(null_arg(name))
-    } else {
-        Ok(())
     }
 }

@@ -6,11 +6,12 @@
 //! from any thread wakes a blocked `iso_recv`/`iso_poll`/`iso_send`, which then returns
 //! ISO_E_STATE. `iso_destroy` must be the last call on a handle, with no other call in progress.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::c_char;
 
-use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState};
+use super::args::{bytes, bytes_mut, c_str, non_null, out_arg};
+use super::boundary::{with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
-use super::text::{bytes, check_len, last_error_out};
+use super::text::last_error_out;
 use crate::error::Error;
 use crate::net::{Config, Connection, Keepalive, UserTimeout};
 use crate::proto::tsap::{self, S7Route, Tsap};
@@ -99,18 +100,17 @@ pub unsafe extern "C" fn iso_create(
     out: *mut *mut iso_conn,
 ) -> i32 {
     without_handle(|| {
-        non_null(out, "out")?;
-        *out = std::ptr::null_mut();
-        non_null(host, "host")?;
-        let host = CStr::from_ptr(host)
-            .to_str()
-            .map_err(|_| Error::Invalid("host is not valid UTF-8".into()))?;
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
+        out.write(std::ptr::null_mut());
+        // SAFETY: `host` is NULL or a NUL-terminated string (the header's pointer contract).
+        let host = unsafe { c_str(host, "host") }?;
         let config = Config::new(host, port)?;
         let conn = Box::new(iso_conn {
             inner: Connection::new(config),
             state: HandleState::default(),
         });
-        *out = Box::into_raw(conn);
+        out.write(Box::into_raw(conn));
         Ok(ISO_OK)
     })
 }
@@ -123,15 +123,16 @@ pub unsafe extern "C" fn iso_destroy(conn: *mut iso_conn) {
         return;
     }
     let _ = without_handle(|| {
-        drop(Box::from_raw(conn));
+        // SAFETY: not NULL, so a handle from `iso_create` or `iso_accept` (both made by
+        // `Box::into_raw`) that no other call uses any more, as this function requires.
+        drop(unsafe { Box::from_raw(conn) });
         Ok(ISO_OK)
     });
 }
 
-/// # Safety
-/// As [`with_handle`].
-pub(crate) unsafe fn configure(
-    conn: *const iso_conn,
+/// Runs a setter's change on a copy of the configuration, as [`with_handle`] runs an export.
+pub(crate) fn configure(
+    conn: Option<&iso_conn>,
     f: impl FnOnce(&mut Config) -> Result<(), Error>,
 ) -> i32 {
     with_handle(conn, "conn", false, |c| {
@@ -149,7 +150,8 @@ pub unsafe extern "C" fn iso_set_tsap(
     local_tsap: u16,
     remote_tsap: u16,
 ) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         c.set_tsaps(Tsap::from_u16(local_tsap), Tsap::from_u16(remote_tsap))
     })
 }
@@ -167,19 +169,26 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
     remote: *const u8,
     remote_len: usize,
 ) -> i32 {
-    configure(conn, |c| {
-        for (ptr, len, which) in [(local, local_len, "local"), (remote, remote_len, "remote")] {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
+        let mut given = [&[][..]; 2];
+        for (tsap, (ptr, len, which)) in given
+            .iter_mut()
+            .zip([(local, local_len, "local"), (remote, remote_len, "remote")])
+        {
+            // Checked here, since an empty buffer may come with any pointer.
             if len == 0 {
                 return Err(Error::Invalid(format!(
                     "{which} TSAP is empty (1..32 bytes)"
                 )));
             }
-            non_null(ptr, which)?;
+            // SAFETY: `ptr` is NULL or valid for `len` bytes (the header's pointer contract).
+            *tsap = unsafe { bytes(ptr, len, which) }?;
         }
         let invalid = |e: crate::proto::ProtoError| Error::Invalid(e.to_string());
         c.set_tsaps(
-            Tsap::new(bytes(local, local_len)?).map_err(invalid)?,
-            Tsap::new(bytes(remote, remote_len)?).map_err(invalid)?,
+            Tsap::new(given[0]).map_err(invalid)?,
+            Tsap::new(given[1]).map_err(invalid)?,
         )
     })
 }
@@ -190,7 +199,8 @@ pub unsafe extern "C" fn iso_set_tsap_bytes(
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_tpdu_size(conn: *mut iso_conn, size: u32) -> i32 {
-    configure(conn, |c| c.set_tpdu_size(size))
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| c.set_tpdu_size(size))
 }
 
 /// Routing to a PLC behind a gateway, python-snap7 3.x encoding: appends the CR parameters
@@ -206,7 +216,8 @@ pub unsafe extern "C" fn iso_set_routing(
     dest_rack: u16,
     dest_slot: u16,
 ) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         let (rack, slot) = rack_slot_args(dest_rack, dest_slot)?;
         c.set_snap7_routing(subnet_id, rack, slot)
     })
@@ -257,7 +268,8 @@ pub unsafe extern "C" fn iso_set_routing_s7(
     dest_rack: u16,
     dest_slot: u16,
 ) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         non_null(dest_addr, "dest_addr")?;
         if !(1..=16).contains(&dest_addr_len) {
             return Err(Error::Invalid(format!(
@@ -266,10 +278,12 @@ pub unsafe extern "C" fn iso_set_routing_s7(
         }
         conn_type_arg(conn_type)?;
         let (rack, slot) = rack_slot_args(dest_rack, dest_slot)?;
+        // SAFETY: `dest_addr` is valid for `dest_addr_len` bytes (the header's pointer contract).
+        let dest_addr = unsafe { bytes(dest_addr, dest_addr_len, "dest_addr") }?;
         let route = S7Route {
             subnet_high,
             subnet_low,
-            dest_addr: bytes(dest_addr, dest_addr_len)?.to_vec(),
+            dest_addr: dest_addr.to_vec(),
             conn_type,
             dest_rack: rack,
             dest_slot: slot,
@@ -284,7 +298,8 @@ pub unsafe extern "C" fn iso_set_routing_s7(
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         c.transfer_mut().set_send_timeout(ms(timeout_ms));
         Ok(())
     })
@@ -297,7 +312,10 @@ pub unsafe extern "C" fn iso_set_send_timeout(conn: *mut iso_conn, timeout_ms: u
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) -> i32 {
-    configure(conn, |c| c.transfer_mut().set_max_message(bytes as usize))
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
+        c.transfer_mut().set_max_message(bytes as usize)
+    })
 }
 
 /// Sets the largest number of DTs one received message may have (default 4096, 1..1048576).
@@ -306,7 +324,10 @@ pub unsafe extern "C" fn iso_set_max_message(conn: *mut iso_conn, bytes: u32) ->
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_max_fragments(conn: *mut iso_conn, fragments: u32) -> i32 {
-    configure(conn, |c| c.transfer_mut().set_max_fragments(fragments))
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
+        c.transfer_mut().set_max_fragments(fragments)
+    })
 }
 
 /// Sets TCP keep-alive: `enable` 0 turns it off; otherwise probes start after `idle_s` seconds
@@ -322,7 +343,8 @@ pub unsafe extern "C" fn iso_set_keepalive(
     interval_s: u32,
     count: u32,
 ) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         let keepalive = match enable {
             0 => Keepalive::OFF,
             _ => Keepalive::new(idle_s, interval_s, count)?,
@@ -349,7 +371,8 @@ pub const ISO_USER_TIMEOUT_FROM_KEEPALIVE: u32 = u32::MAX;
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_user_timeout(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    configure(conn, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
         let t = match timeout_ms {
             ISO_USER_TIMEOUT_FROM_KEEPALIVE => UserTimeout::FromKeepalive,
             0 => UserTimeout::System,
@@ -372,7 +395,8 @@ pub unsafe extern "C" fn iso_set_user_timeout(conn: *mut iso_conn, timeout_ms: u
 /// Thread rules: not concurrently with setters or another `iso_connect` on the same handle.
 #[no_mangle]
 pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner.connect(ms(timeout_ms)).map(|()| ISO_OK)
     })
 }
@@ -387,9 +411,12 @@ pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i3
 /// `iso_send` calls on one handle are serialised.
 #[no_mangle]
 pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         non_null(data, "data")?;
-        c.inner.send(bytes(data, len)?).map(|()| ISO_OK)
+        // SAFETY: `data` is valid for `len` bytes (the header's pointer contract).
+        let data = unsafe { bytes(data, len, "data") }?;
+        c.inner.send(data).map(|()| ISO_OK)
     })
 }
 
@@ -400,7 +427,8 @@ pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usi
 /// Thread rules: as `iso_recv`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner.poll(ms(timeout_ms)).map(i32::from)
     })
 }
@@ -424,25 +452,20 @@ pub unsafe extern "C" fn iso_recv(
     out_len: *mut usize,
     timeout_ms: u32,
 ) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        non_null(out_len, "out_len")?;
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `out_len` is NULL or valid for one write (the header's pointer contract).
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
         // NULL with capacity 0 asks for the size of the next message (ISO_E_BUFFER_TOO_SMALL).
-        if cap != 0 {
-            non_null(buf, "buf")?;
-        }
-        check_len(cap)?;
-        let slice = if cap == 0 {
-            &mut [][..]
-        } else {
-            std::slice::from_raw_parts_mut(buf, cap)
-        };
-        match c.inner.recv(slice, ms(timeout_ms)) {
+        // SAFETY: `buf` is NULL or valid for writing `cap` bytes (the header's pointer contract).
+        let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
+        match c.inner.recv(buf, ms(timeout_ms)) {
             Ok(n) => {
-                *out_len = n;
+                out_len.write(n);
                 Ok(ISO_OK)
             }
             Err(e @ Error::BufferTooSmall { needed, .. }) => {
-                *out_len = needed;
+                out_len.write(needed);
                 Err(e)
             }
             Err(e) => Err(e),
@@ -455,7 +478,10 @@ pub unsafe extern "C" fn iso_recv(
 /// nothing. NULL gives ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
-    with_handle(conn, "conn", false, |c| Ok(i32::from(c.inner.is_alive())))
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        Ok(i32::from(c.inner.is_alive()))
+    })
 }
 
 /// Closes the connection (without DR: class 0 releases by closing TCP) and wakes any thread
@@ -464,7 +490,8 @@ pub unsafe extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
 /// its settings and may connect again. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner.disconnect();
         Ok(ISO_OK)
     })
@@ -479,7 +506,8 @@ pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
 /// Thread rules: as `iso_connect`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_reconnect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner.reconnect(ms(timeout_ms)).map(|()| ISO_OK)
     })
 }
@@ -488,9 +516,11 @@ pub unsafe extern "C" fn iso_reconnect(conn: *mut iso_conn, timeout_ms: u32) -> 
 /// Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_get_tpdu_size(conn: *const iso_conn, out: *mut u32) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        non_null(out, "out")?;
-        *out = c.inner.tpdu_size()?;
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
+        out.write(c.inner.tpdu_size()?);
         Ok(ISO_OK)
     })
 }
@@ -501,9 +531,11 @@ pub unsafe extern "C" fn iso_get_tpdu_size(conn: *const iso_conn, out: *mut u32)
 /// Errors: ISO_E_INVALID (NULL), ISO_E_STATE (not connected). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_get_fd(conn: *const iso_conn, out: *mut i64) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        non_null(out, "out")?;
-        *out = c.inner.raw_handle()?;
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
+        out.write(c.inner.raw_handle()?);
         Ok(ISO_OK)
     })
 }
@@ -518,9 +550,13 @@ pub unsafe extern "C" fn iso_get_remote_tsap(
     cap: usize,
     out_len: *mut usize,
 ) -> i32 {
-    tsap_out(conn, buf, cap, out_len, |c| {
-        c.inner.config().called().clone()
-    })
+    // SAFETY: the pointers are what this function's contract makes them, which is what
+    // `tsap_out` needs.
+    unsafe {
+        tsap_out(conn, buf, cap, out_len, |c| {
+            c.inner.config().called().clone()
+        })
+    }
 }
 
 /// Copies the calling TSAP in use (C1: the local TSAP) into `buf`; as `iso_get_remote_tsap`.
@@ -531,11 +567,19 @@ pub unsafe extern "C" fn iso_get_calling_tsap(
     cap: usize,
     out_len: *mut usize,
 ) -> i32 {
-    tsap_out(conn, buf, cap, out_len, |c| {
-        c.inner.config().calling().clone()
-    })
+    // SAFETY: as in `iso_get_remote_tsap`.
+    unsafe {
+        tsap_out(conn, buf, cap, out_len, |c| {
+            c.inner.config().calling().clone()
+        })
+    }
 }
 
+/// The body of the two TSAP getters.
+///
+/// # Safety
+/// `conn` is NULL or a live handle; `buf` NULL or valid for writing `cap` bytes; `out_len` NULL
+/// or valid for one write.
 unsafe fn tsap_out(
     conn: *const iso_conn,
     buf: *mut u8,
@@ -543,20 +587,26 @@ unsafe fn tsap_out(
     out_len: *mut usize,
     pick: impl FnOnce(&iso_conn) -> Tsap,
 ) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (this function's contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // Unlike `iso_recv`, these refuse a NULL buffer even with capacity 0.
         non_null(buf, "buf")?;
-        non_null(out_len, "out_len")?;
+        // SAFETY: `out_len` is NULL or valid for one write (this function's contract).
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
         c.inner.tpdu_size()?;
         let tsap = pick(c);
-        let b = tsap.as_bytes();
-        *out_len = b.len();
-        if b.len() > cap {
+        let tsap = tsap.as_bytes();
+        out_len.write(tsap.len());
+        if tsap.len() > cap {
             return Err(Error::BufferTooSmall {
-                needed: b.len(),
+                needed: tsap.len(),
                 cap,
             });
         }
-        std::ptr::copy_nonoverlapping(b.as_ptr(), buf, b.len());
+        // Only the TSAP's length, which fits in `cap`: a larger `cap` need not be a real size.
+        // SAFETY: `buf` is not NULL, so valid for `cap` bytes (this function's contract), which
+        // are at least the TSAP's.
+        unsafe { bytes_mut(buf, tsap.len(), "buf") }?.copy_from_slice(tsap);
         Ok(ISO_OK)
     })
 }
@@ -575,12 +625,15 @@ pub unsafe extern "C" fn iso_last_error(
     out_needed: *mut usize,
 ) -> i32 {
     let mut text = None;
-    let rc = with_handle(conn, "conn", true, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    let rc = with_handle(unsafe { conn.as_ref() }, "conn", true, |c| {
         text = Some(c.state.last_error());
         Ok(ISO_OK)
     });
     match text {
-        Some(t) => last_error_out(&t, buf, cap, out_needed),
+        // SAFETY: `buf` is NULL or valid for `cap` bytes, `out_needed` NULL or valid for one
+        // write (the header's pointer contract).
+        Some(t) => unsafe { last_error_out(&t, buf, cap, out_needed) },
         None => rc,
     }
 }
@@ -593,7 +646,8 @@ pub unsafe extern "C" fn iso_thread_last_error(
     cap: usize,
     out_needed: *mut usize,
 ) -> i32 {
-    last_error_out(&super::boundary::thread_last_error(), buf, cap, out_needed)
+    // SAFETY: as in `iso_last_error`.
+    unsafe { last_error_out(&super::boundary::thread_last_error(), buf, cap, out_needed) }
 }
 
 /// Writes to `*out` the operating system's error code behind the handle's last failure: errno
@@ -604,9 +658,10 @@ pub unsafe extern "C" fn iso_thread_last_error(
 /// Works on a poisoned handle. Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_last_os_error(conn: *const iso_conn, out: *mut i32) -> i32 {
-    with_handle(conn, "conn", true, |c| {
-        non_null(out, "out")?;
-        *out = c.state.last_os_error();
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", true, |c| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(c.state.last_os_error());
         Ok(ISO_OK)
     })
 }
@@ -619,7 +674,8 @@ pub unsafe extern "C" fn iso_thread_last_os_error(out: *mut i32) -> i32 {
     if out.is_null() {
         return super::codes::ISO_E_INVALID;
     }
-    *out = super::boundary::thread_last_os_error();
+    // SAFETY: `out` is not NULL, so valid for one write (the header's pointer contract).
+    unsafe { out.write(super::boundary::thread_last_os_error()) };
     ISO_OK
 }
 
@@ -629,10 +685,11 @@ pub unsafe extern "C" fn iso_thread_last_os_error(out: *mut i32) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn iso_s7_tsap(conn_type: u8, rack: u8, slot: u8, out: *mut u16) -> i32 {
     without_handle(|| {
-        non_null(out, "out")?;
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
         conn_type_arg(conn_type)?;
         let rs = tsap::rack_slot(rack, slot).map_err(|e| Error::Invalid(e.to_string()))?;
-        *out = (conn_type as u16) << 8 | rs as u16;
+        out.write((conn_type as u16) << 8 | rs as u16);
         Ok(ISO_OK)
     })
 }

@@ -4,14 +4,14 @@
 //! setters may be called at any time and apply to handshakes judged afterwards;
 //! `iso_listener_destroy` must be the last call, with no other call in progress.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::boundary::{non_null, with_handle, without_handle, Handle, HandleState};
+use super::args::{bytes, non_null, opt_c_str, out_arg};
+use super::boundary::{with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
-use super::conn::iso_conn;
-use super::conn::ms;
-use super::text::{bytes, last_error_out};
+use super::conn::{iso_conn, ms};
+use super::text::last_error_out;
 use crate::error::Error;
 use crate::net::Listener;
 use crate::proto::tsap::Tsap;
@@ -63,23 +63,17 @@ pub unsafe extern "C" fn iso_listen(
     out: *mut *mut iso_listener,
 ) -> i32 {
     without_handle(|| {
-        non_null(out, "out")?;
-        *out = std::ptr::null_mut();
-        let host = if bind_host.is_null() {
-            None
-        } else {
-            Some(
-                CStr::from_ptr(bind_host)
-                    .to_str()
-                    .map_err(|_| Error::Invalid("bind_host is not valid UTF-8".into()))?,
-            )
-        };
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
+        out.write(std::ptr::null_mut());
+        // SAFETY: `bind_host` is NULL or a NUL-terminated string (the header's pointer contract).
+        let host = unsafe { opt_c_str(bind_host, "bind_host") }?;
         let l = Listener::bind(host, port)?;
-        *out = Box::into_raw(Box::new(iso_listener {
+        out.write(Box::into_raw(Box::new(iso_listener {
             inner: l,
             state: HandleState::default(),
             refusals_seen: AtomicU64::new(0),
-        }));
+        })));
         Ok(ISO_OK)
     })
 }
@@ -92,7 +86,9 @@ pub unsafe extern "C" fn iso_listener_destroy(l: *mut iso_listener) {
         return;
     }
     let _ = without_handle(|| {
-        drop(Box::from_raw(l));
+        // SAFETY: not NULL, so a listener from `iso_listen` (made by `Box::into_raw`) that no
+        // other call uses any more, as this function requires.
+        drop(unsafe { Box::from_raw(l) });
         Ok(ISO_OK)
     });
 }
@@ -104,7 +100,8 @@ pub unsafe extern "C" fn iso_listener_destroy(l: *mut iso_listener) {
 /// thread has returned. Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_shutdown(l: *const iso_listener) -> i32 {
-    with_handle(l, "listener", true, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", true, |l| {
         l.inner.shutdown();
         Ok(ISO_OK)
     })
@@ -113,9 +110,10 @@ pub unsafe extern "C" fn iso_listener_shutdown(l: *const iso_listener) -> i32 {
 /// Writes the port listened on to `*out`. Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_port(l: *const iso_listener, out: *mut u16) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
-        *out = l.inner.port();
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(l.inner.port());
         Ok(ISO_OK)
     })
 }
@@ -137,8 +135,10 @@ pub unsafe extern "C" fn iso_accept(
     timeout_ms: u32,
     out: *mut *mut iso_conn,
 ) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
         let refused_before = l.inner.refused_count();
         let result = l.inner.accept(ms(timeout_ms));
         let refused_after = l.inner.refused_count();
@@ -165,10 +165,10 @@ pub unsafe extern "C" fn iso_accept(
             }
             other => other?,
         };
-        *out = Box::into_raw(Box::new(iso_conn {
+        out.write(Box::into_raw(Box::new(iso_conn {
             inner: conn,
             state: HandleState::default(),
-        }));
+        })));
         Ok(ISO_OK)
     })
 }
@@ -181,9 +181,10 @@ pub unsafe extern "C" fn iso_accept(
 /// Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_get_fd(l: *const iso_listener, out: *mut i64) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
-        *out = l.inner.raw_handle();
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(l.inner.raw_handle());
         Ok(ISO_OK)
     })
 }
@@ -195,12 +196,15 @@ pub unsafe extern "C" fn iso_listener_get_fd(l: *const iso_listener, out: *mut i
 /// Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_next_timeout(l: *const iso_listener, out: *mut u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
-        *out = l
-            .inner
-            .next_timeout()
-            .map_or(u32::MAX, |d| d.as_millis().min(u32::MAX as u128 - 1) as u32);
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        let out = unsafe { out_arg(out, "out") }?;
+        out.write(
+            l.inner
+                .next_timeout()
+                .map_or(u32::MAX, |d| d.as_millis().min(u32::MAX as u128 - 1) as u32),
+        );
         Ok(ISO_OK)
     })
 }
@@ -209,7 +213,8 @@ pub unsafe extern "C" fn iso_listener_next_timeout(l: *const iso_listener, out: 
 /// Errors: ISO_E_INVALID (another value or NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_tpdu(l: *mut iso_listener, size: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         l.inner.configure(|c| c.set_max_tpdu(size).map(|()| ISO_OK))
     })
 }
@@ -218,7 +223,8 @@ pub unsafe extern "C" fn iso_listener_set_max_tpdu(l: *mut iso_listener, size: u
 /// Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_cr_timeout(l: *mut iso_listener, timeout_ms: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         l.inner
             .configure(|c| c.set_cr_timeout(ms(timeout_ms)).map(|()| ISO_OK))
     })
@@ -228,7 +234,8 @@ pub unsafe extern "C" fn iso_listener_set_cr_timeout(l: *mut iso_listener, timeo
 /// oldest is closed. Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, count: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         l.inner
             .configure(|c| c.set_max_pending(count as usize).map(|()| ISO_OK))
     })
@@ -238,7 +245,8 @@ pub unsafe extern "C" fn iso_listener_set_max_pending(l: *mut iso_listener, coun
 /// (0..268435456, default 262144). Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_queued(l: *mut iso_listener, bytes: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         l.inner.configure(|c| {
             c.transfer_mut()
                 .set_max_queued(bytes as usize)
@@ -251,7 +259,8 @@ pub unsafe extern "C" fn iso_listener_set_max_queued(l: *mut iso_listener, bytes
 /// Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_set_max_message(l: *mut iso_listener, bytes: u32) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         l.inner.configure(|c| {
             c.transfer_mut()
                 .set_max_message(bytes as usize)
@@ -269,9 +278,12 @@ pub unsafe extern "C" fn iso_listener_allow_tsap(
     tsap: *const u8,
     len: usize,
 ) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         non_null(tsap, "tsap")?;
-        let t = Tsap::new(bytes(tsap, len)?).map_err(|e| Error::Invalid(e.to_string()))?;
+        // SAFETY: `tsap` is valid for `len` bytes (the header's pointer contract).
+        let tsap = unsafe { bytes(tsap, len, "tsap") }?;
+        let t = Tsap::new(tsap).map_err(|e| Error::Invalid(e.to_string()))?;
         l.inner.configure(|c| c.allow_called(t).map(|()| ISO_OK))
     })
 }
@@ -285,7 +297,8 @@ pub unsafe extern "C" fn iso_listener_set_filter(
     filter: iso_cr_filter,
     user: *mut c_void,
 ) -> i32 {
-    with_handle(l, "listener", false, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
         let user = user as usize;
         l.inner.configure(|c| {
             c.set_filter(filter.map(|f| {
@@ -319,9 +332,10 @@ pub unsafe extern "C" fn iso_listener_set_filter(
 /// `*out`. Errors: ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_listener_refused_count(l: *const iso_listener, out: *mut u64) -> i32 {
-    with_handle(l, "listener", false, |l| {
-        non_null(out, "out")?;
-        *out = l.inner.refused_count();
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    with_handle(unsafe { l.as_ref() }, "listener", false, |l| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(l.inner.refused_count());
         Ok(ISO_OK)
     })
 }
@@ -336,7 +350,8 @@ pub unsafe extern "C" fn iso_listener_last_error(
     out_needed: *mut usize,
 ) -> i32 {
     let mut text = None;
-    let rc = with_handle(l, "listener", true, |l| {
+    // SAFETY: `l` is NULL or a live listener (the header's pointer contract).
+    let rc = with_handle(unsafe { l.as_ref() }, "listener", true, |l| {
         let refusals = l.inner.refused_count();
         text = Some(if refusals != l.refusals_seen.load(Ordering::Relaxed) {
             l.inner.last_refusal()
@@ -346,7 +361,9 @@ pub unsafe extern "C" fn iso_listener_last_error(
         Ok(ISO_OK)
     });
     match text {
-        Some(t) => last_error_out(&t, buf, cap, out_needed),
+        // SAFETY: `buf` is NULL or valid for `cap` bytes, `out_needed` NULL or valid for one
+        // write (the header's pointer contract).
+        Some(t) => unsafe { last_error_out(&t, buf, cap, out_needed) },
         None => rc,
     }
 }

@@ -4,10 +4,10 @@
 //! A loop driving many connections from one thread waits on `iso_get_fd` for readability, and
 //! also for writability while `iso_get_send_pending` reports queued bytes.
 
-use super::boundary::{non_null, with_handle};
+use super::args::{bytes, non_null, out_arg};
+use super::boundary::with_handle;
 use super::codes::ISO_OK;
 use super::conn::{configure, iso_conn, ms};
-use super::text::bytes;
 
 /// Sends one whole message without blocking: the DTs the socket does not take at once are
 /// copied into the connection's send queue, in order, to be written by `iso_flush` (or by the
@@ -20,9 +20,12 @@ use super::text::bytes;
 /// Thread rules: as `iso_send`, with which it is serialised.
 #[no_mangle]
 pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         non_null(data, "data")?;
-        c.inner.queue_send(bytes(data, len)?).map(|()| ISO_OK)
+        // SAFETY: `data` is valid for `len` bytes (the header's pointer contract).
+        let data = unsafe { bytes(data, len, "data") }?;
+        c.inner.queue_send(data).map(|()| ISO_OK)
     })
 }
 
@@ -33,7 +36,8 @@ pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, le
 /// Thread rules: as `iso_send`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_flush(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner.flush(ms(timeout_ms)).map(|()| ISO_OK)
     })
 }
@@ -43,9 +47,10 @@ pub unsafe extern "C" fn iso_flush(conn: *mut iso_conn, timeout_ms: u32) -> i32 
 /// Errors: ISO_E_INVALID (NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_get_send_pending(conn: *const iso_conn, out: *mut usize) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        non_null(out, "out")?;
-        *out = c.inner.send_pending();
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(c.inner.send_pending());
         Ok(ISO_OK)
     })
 }
@@ -57,5 +62,8 @@ pub unsafe extern "C" fn iso_get_send_pending(conn: *const iso_conn, out: *mut u
 /// Thread rules: as `iso_set_tsap`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_max_queued(conn: *mut iso_conn, bytes: u32) -> i32 {
-    configure(conn, |c| c.transfer_mut().set_max_queued(bytes as usize))
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
+        c.transfer_mut().set_max_queued(bytes as usize)
+    })
 }

@@ -1,6 +1,6 @@
-//! Copying strings and bytes out to caller buffers, the one way every export does it.
+//! Copying text out to caller buffers, the one way every last-error function does it.
 
-use crate::error::Error;
+use super::args::bytes_mut;
 
 /// Writes `text` NUL-terminated into `buf` (truncated to fit), and the size it needs (including
 /// the NUL) into `out_needed`. Returns true when it fitted.
@@ -8,41 +8,22 @@ use crate::error::Error;
 /// # Safety
 /// `buf` must be NULL or valid for `cap` bytes; `out_needed` NULL or valid for one write.
 pub unsafe fn copy_c_string(text: &str, buf: *mut u8, cap: usize, out_needed: *mut usize) -> bool {
-    let bytes = text.as_bytes();
+    let text = text.as_bytes();
+    // Optional, unlike other out-pointers: a caller that sized its buffer need not ask.
     if !out_needed.is_null() {
-        *out_needed = bytes.len() + 1;
+        // SAFETY: not NULL, so valid for one write by the caller's guarantee.
+        unsafe { out_needed.write(text.len() + 1) };
     }
-    if buf.is_null() || cap == 0 {
-        return false;
-    }
-    let n = bytes.len().min(cap - 1);
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, n);
-    *buf.add(n) = 0;
-    n == bytes.len()
-}
-
-/// A caller's byte buffer as a slice (an empty slice for length 0, whatever the pointer).
-///
-/// # Safety
-/// Unless `len` is 0, `ptr` must be non-NULL and valid for `len` bytes.
-pub unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Error> {
-    check_len(len)?;
-    Ok(if len == 0 {
-        &[]
-    } else {
-        std::slice::from_raw_parts(ptr, len)
-    })
-}
-
-/// No object can be larger than isize::MAX bytes, so such a length is a caller's error (and
-/// building a slice from it would be undefined behaviour).
-pub fn check_len(len: usize) -> Result<(), Error> {
-    if len > isize::MAX as usize {
-        return Err(Error::Invalid(format!(
-            "length {len} is larger than any buffer can be"
-        )));
-    }
-    Ok(())
+    // SAFETY: `buf` is NULL or valid for `cap` bytes, and no more than `cap` are asked for.
+    let dst = match unsafe { bytes_mut(buf, cap.min(text.len() + 1), "buf") } {
+        Ok(dst) if !dst.is_empty() => dst,
+        // No room even for the NUL, or no buffer: the caller asked only for the size.
+        _ => return false,
+    };
+    let n = dst.len() - 1;
+    dst[..n].copy_from_slice(&text[..n]);
+    dst[n] = 0;
+    n == text.len()
 }
 
 /// The common tail of the last-error functions: ISO_OK when the text fitted, else
@@ -56,7 +37,8 @@ pub unsafe fn last_error_out(
     cap: usize,
     out_needed: *mut usize,
 ) -> i32 {
-    if copy_c_string(text, buf.cast(), cap, out_needed) {
+    // SAFETY: the caller's guarantee is the one `copy_c_string` needs.
+    if unsafe { copy_c_string(text, buf.cast(), cap, out_needed) } {
         super::codes::ISO_OK
     } else {
         super::codes::ISO_E_BUFFER_TOO_SMALL

@@ -1,13 +1,13 @@
 //! Frame tracing for diagnostics: every TPKT packet of a connection, to a callback or to a
 //! capture file that Wireshark opens. Off by default; when off it costs nothing measurable.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::path::Path;
 
+use super::args::opt_c_str;
 use super::boundary::with_handle;
 use super::codes::ISO_OK;
 use super::conn::iso_conn;
-use crate::error::Error;
 
 /// `direction` of a traced frame received from the peer.
 pub const ISO_TRACE_RECEIVED: i32 = 0;
@@ -32,7 +32,8 @@ pub unsafe extern "C" fn iso_set_trace(
     callback: iso_trace_fn,
     user: *mut c_void,
 ) -> i32 {
-    with_handle(conn, "conn", false, |c| {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         let user = user as usize;
         c.inner.set_trace_callback(callback.map(|f| {
             Box::new(move |sent: bool, frame: &[u8]| {
@@ -58,16 +59,10 @@ pub unsafe extern "C" fn iso_set_trace(
 /// file cannot be created). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_set_trace_file(conn: *mut iso_conn, path: *const c_char) -> i32 {
-    with_handle(conn, "conn", false, |c| {
-        let path = if path.is_null() {
-            None
-        } else {
-            Some(
-                CStr::from_ptr(path)
-                    .to_str()
-                    .map_err(|_| Error::Invalid("trace file path is not UTF-8".into()))?,
-            )
-        };
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        // SAFETY: `path` is NULL or a NUL-terminated string (the header's pointer contract).
+        let path = unsafe { opt_c_str(path, "path") }?;
         c.inner.set_trace_file(path.map(Path::new))?;
         Ok(ISO_OK)
     })

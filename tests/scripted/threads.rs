@@ -116,14 +116,14 @@ fn panic_at_the_boundary_poisons_the_handle() {
     run(|| {
         let (conn, peer) = connected(|_| {});
         let p = conn.raw();
-        let rc = unsafe {
-            isotcp::ffi::boundary::with_handle(
-                p as *const c::iso_conn,
-                "conn",
-                false,
-                |_| -> Result<i32, isotcp::Error> { panic!("boom") },
-            )
-        };
+        // SAFETY: `p` is the live handle `conn` owns.
+        let handle = unsafe { (p as *const c::iso_conn).as_ref() };
+        let rc = isotcp::ffi::boundary::with_handle(
+            handle,
+            "conn",
+            false,
+            |_| -> Result<i32, isotcp::Error> { panic!("boom") },
+        );
         assert_eq!(rc, ISO_E_PANIC);
         let m = conn.last_error();
         assert!(m.contains("boom") && m.contains("poisoned"), "{m}");
