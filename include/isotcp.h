@@ -122,6 +122,27 @@ extern "C" {
 #define ISO_USER_TIMEOUT_FROM_KEEPALIVE UINT32_MAX
 
 /**
+ * `iso_get_connect_phase`: the last connect succeeded, or none ran.
+ */
+#define ISO_PHASE_NONE 0
+
+/**
+ * `iso_get_connect_phase`: resolving the host name failed.
+ */
+#define ISO_PHASE_RESOLVE 1
+
+/**
+ * `iso_get_connect_phase`: no address completed the TCP connect: the PLC is unreachable.
+ */
+#define ISO_PHASE_TCP 2
+
+/**
+ * `iso_get_connect_phase`: TCP was up and the CR sent, but no CC confirmed it: the PLC is
+ * reachable and refused (DR/ER, a close or reset: usually TSAP, rack or slot) or did not answer.
+ */
+#define ISO_PHASE_COTP 3
+
+/**
  * `direction` of a traced frame received from the peer.
  */
 #define ISO_TRACE_RECEIVED 0
@@ -318,6 +339,26 @@ int32_t iso_set_keepalive(iso_conn *conn,
  * Thread rules: as `iso_set_tsap`.
  */
 ISO_API int32_t iso_set_user_timeout(iso_conn *conn, uint32_t timeout_ms);
+
+/**
+ * Sets the delay between the starts of TCP connects to successive addresses of a host name
+ * that resolves to several (IPv6 and IPv4, or the two CPUs of an S7-1500R/H or S7-400H pair),
+ * 0..10000 ms (default 250, RFC 8305's connection attempt delay): an attempt not complete by
+ * then keeps running while the next starts; the first to complete TCP and the CC is kept, the
+ * others closed, all within the one `iso_connect` deadline. A dead first address thus costs
+ * this delay, not a share of the deadline.
+ * Errors: ISO_E_INVALID (above the range), ISO_E_STATE (connected or connecting).
+ * Thread rules: as `iso_set_tsap`.
+ */
+ISO_API int32_t iso_set_connect_attempt_delay(iso_conn *conn, uint32_t delay_ms);
+
+/**
+ * Writes to `*out` the phase in which the handle's last `iso_connect`/`iso_reconnect` failed:
+ * ISO_PHASE_RESOLVE, ISO_PHASE_TCP or ISO_PHASE_COTP, or ISO_PHASE_NONE after a successful
+ * connect (or before any). Tells "PLC unreachable" from "PLC reachable, ISO refused" when both
+ * end in ISO_E_TIMEOUT. Errors: ISO_E_INVALID (NULL). Thread-safe.
+ */
+ISO_API int32_t iso_get_connect_phase(const iso_conn *conn, int32_t *out);
 
 /**
  * Connects: resolves the host, opens TCP (trying every address the name resolves to), sends

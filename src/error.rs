@@ -114,6 +114,20 @@ pub enum StateKind {
     ListenerShutDown,
 }
 
+/// How far a failed connect got ([`Connection::last_connect_phase`](crate::net::Connection::last_connect_phase)):
+/// tells "PLC unreachable" from "PLC reachable, ISO refused" when both end in a timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectPhase {
+    /// Resolving the host name.
+    Resolve,
+    /// The TCP connect: no address of the host completed it.
+    Tcp,
+    /// The COTP exchange: TCP was up and the CR sent, but no CC confirmed it (refused with
+    /// DR or ER, closed, reset, or no answer in time).
+    Cotp,
+}
+
 /// How the peer ended a connection ([`Error::Closed`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -12,7 +12,7 @@ use super::args::{bytes, bytes_mut, c_str, non_null, out_arg};
 use super::boundary::{with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
 use super::text::last_error_out;
-use crate::error::Error;
+use crate::error::{ConnectPhase, Error};
 use crate::net::{Config, Connection, Keepalive, UserTimeout};
 use crate::proto::tsap::{self, S7Route, Tsap};
 
@@ -379,6 +379,52 @@ pub unsafe extern "C" fn iso_set_user_timeout(conn: *mut iso_conn, timeout_ms: u
             ms_ => UserTimeout::After(ms(ms_)),
         };
         c.transfer_mut().set_user_timeout(t)
+    })
+}
+
+/// Sets the delay between the starts of TCP connects to successive addresses of a host name
+/// that resolves to several (IPv6 and IPv4, or the two CPUs of an S7-1500R/H or S7-400H pair),
+/// 0..10000 ms (default 250, RFC 8305's connection attempt delay): an attempt not complete by
+/// then keeps running while the next starts; the first to complete TCP and the CC is kept, the
+/// others closed, all within the one `iso_connect` deadline. A dead first address thus costs
+/// this delay, not a share of the deadline.
+/// Errors: ISO_E_INVALID (above the range), ISO_E_STATE (connected or connecting).
+/// Thread rules: as `iso_set_tsap`.
+#[no_mangle]
+pub unsafe extern "C" fn iso_set_connect_attempt_delay(conn: *mut iso_conn, delay_ms: u32) -> i32 {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    configure(unsafe { conn.as_ref() }, |c| {
+        c.set_attempt_delay(ms(delay_ms))
+    })
+}
+
+/// `iso_get_connect_phase`: the last connect succeeded, or none ran.
+pub const ISO_PHASE_NONE: i32 = 0;
+/// `iso_get_connect_phase`: resolving the host name failed.
+pub const ISO_PHASE_RESOLVE: i32 = 1;
+/// `iso_get_connect_phase`: no address completed the TCP connect: the PLC is unreachable.
+pub const ISO_PHASE_TCP: i32 = 2;
+/// `iso_get_connect_phase`: TCP was up and the CR sent, but no CC confirmed it: the PLC is
+/// reachable and refused (DR/ER, a close or reset: usually TSAP, rack or slot) or did not answer.
+pub const ISO_PHASE_COTP: i32 = 3;
+
+/// Writes to `*out` the phase in which the handle's last `iso_connect`/`iso_reconnect` failed:
+/// ISO_PHASE_RESOLVE, ISO_PHASE_TCP or ISO_PHASE_COTP, or ISO_PHASE_NONE after a successful
+/// connect (or before any). Tells "PLC unreachable" from "PLC reachable, ISO refused" when both
+/// end in ISO_E_TIMEOUT. Errors: ISO_E_INVALID (NULL). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn iso_get_connect_phase(conn: *const iso_conn, out: *mut i32) -> i32 {
+    // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
+    with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        let phase = match c.inner.last_connect_phase() {
+            None => ISO_PHASE_NONE,
+            Some(ConnectPhase::Resolve) => ISO_PHASE_RESOLVE,
+            Some(ConnectPhase::Tcp) => ISO_PHASE_TCP,
+            Some(_) => ISO_PHASE_COTP,
+        };
+        // SAFETY: `out` is NULL or valid for one write (the header's pointer contract).
+        unsafe { out_arg(out, "out") }?.write(phase);
+        Ok(ISO_OK)
     })
 }
 

@@ -24,9 +24,9 @@ use super::socket;
 use super::sys;
 use super::trace::{TraceFn, Tracer};
 use super::transmit::{self, OutQueue, WriteError};
-use crate::error::{Error, Limit, PeerClose, Result, StateKind};
+use crate::error::{ConnectPhase, Error, Limit, PeerClose, Result, StateKind};
 use crate::proto::cotp;
-use crate::proto::handshake::{ConnectAnswer, Negotiated, OUR_SRC_REF};
+use crate::proto::handshake::{ConnectAnswer, ConnectRequest, Negotiated, OUR_SRC_REF};
 use crate::proto::segment::{self, Destination, Limits};
 use crate::proto::tpkt::Framer;
 use crate::proto::transfer::{PeerEnd, Progress, Receiver, Tap};
@@ -167,6 +167,8 @@ pub struct Connection {
     rx: Mutex<Rx>,
     /// Accepted by a listener: it cannot connect again.
     passive: bool,
+    /// How far the last connect got when it failed (None: it succeeded, or none ran).
+    failed_phase: Mutex<Option<ConnectPhase>>,
     /// Frame tracing (off unless asked for).
     trace: Tracer,
 }
@@ -183,6 +185,7 @@ impl Connection {
             link: Mutex::new(Link::default()),
             rx: Mutex::new(rx),
             passive: false,
+            failed_phase: Mutex::new(None),
             trace: Tracer::default(),
         }
     }
@@ -221,6 +224,13 @@ impl Connection {
         let out = f(&mut new)?;
         *cfg = new;
         Ok(out)
+    }
+
+    /// The phase in which the last connect failed: resolving the name, the TCP connect (the
+    /// PLC is unreachable: no address answered), or the COTP exchange (the PLC took TCP but
+    /// refused or did not confirm the CR). None after a successful connect or before any.
+    pub fn last_connect_phase(&self) -> Option<ConnectPhase> {
+        *self.failed_phase.lock()
     }
 
     /// A copy of the current settings.
@@ -263,7 +273,9 @@ impl Connection {
             (self.config.lock().clone(), abort)
         };
         let (cfg, abort) = cfg;
-        let result = self.open(&cfg, &deadline, &abort);
+        let mut phase = ConnectPhase::Resolve;
+        let result = self.open(&cfg, &deadline, &abort, &mut phase);
+        *self.failed_phase.lock() = result.is_err().then_some(phase);
         let mut link = self.link.lock();
         link.connecting = None;
         if abort.aborted() {
@@ -275,17 +287,56 @@ impl Connection {
         Ok(())
     }
 
-    fn open(&self, cfg: &Config, deadline: &Deadline, abort: &ConnectAbort) -> Result<Live> {
+    /// Resolves, races TCP connects to the host's addresses and runs the CR/CC exchange on
+    /// each connected socket in turn until one is confirmed. `phase` says how far it got.
+    fn open(
+        &self,
+        cfg: &Config,
+        deadline: &Deadline,
+        abort: &ConnectAbort,
+        phase: &mut ConnectPhase,
+    ) -> Result<Live> {
         let req = cfg.connect_request();
         let cr = req.encode()?;
+        *phase = ConnectPhase::Resolve;
         let addrs = socket::resolve(cfg.host(), cfg.port(), deadline)?;
         let transfer = cfg.transfer();
-        let sock = socket::connect_any(
+        let mut race = socket::Race::new(
             &addrs,
-            deadline,
-            &transfer.keepalive(),
+            cfg.attempt_delay(),
+            transfer.keepalive(),
             transfer.effective_user_timeout(),
-        )?;
+        );
+        loop {
+            *phase = ConnectPhase::Tcp;
+            let (sock, addr) = race.next_connected(deadline)?;
+            *phase = ConnectPhase::Cotp;
+            match self.handshake(cfg, &req, &cr, sock, addr, deadline, abort) {
+                // Another address may be a CPU that answers (the other half of a redundant
+                // pair, the same PLC over IPv4 after IPv6): go on while time is left.
+                Err(
+                    Error::Closed { .. }
+                    | Error::Rejected(_)
+                    | Error::Protocol(_)
+                    | Error::Io { .. },
+                ) if race.has_more() && !deadline.passed() && !abort.aborted() => {}
+                done => return done,
+            }
+        }
+    }
+
+    /// The CR/CC exchange on a connected socket.
+    #[allow(clippy::too_many_arguments)]
+    fn handshake(
+        &self,
+        cfg: &Config,
+        req: &ConnectRequest,
+        cr: &[u8],
+        sock: Socket,
+        addr: std::net::SocketAddr,
+        deadline: &Deadline,
+        abort: &ConnectAbort,
+    ) -> Result<Live> {
         let _watch = AbortWatch::new(abort, &sock);
         if abort.aborted() {
             return Err(ConnectAbort::error());
@@ -295,10 +346,10 @@ impl Connection {
             self.trace.set_endpoints(endpoints(&sock));
         }
         let during = |what: &str| {
-            format!("{what} during COTP connect (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling(), cfg.called())
+            format!("{what} during COTP connect to {addr} (after the CR): check the TSAPs (local {}, remote {}), rack and slot", cfg.calling(), cfg.called())
         };
-        match transmit::write_all(&sock, &mut [IoSlice::new(&cr)], deadline, &abort.stop, None) {
-            Ok(_) if self.trace.is_on() => self.trace.frame(true, &cr),
+        match transmit::write_all(&sock, &mut [IoSlice::new(cr)], deadline, &abort.stop, None) {
+            Ok(_) if self.trace.is_on() => self.trace.frame(true, cr),
             Ok(_) => {}
             Err(_) if abort.aborted() => return Err(ConnectAbort::error()),
             Err(WriteError::Deadline { .. }) => return Err(deadline.ran_out("sending the COTP CR")),
@@ -323,7 +374,7 @@ impl Connection {
         let answer = loop {
             if let Some(answer) = rx
                 .receiver
-                .connect_answer(&req, tap(&self.trace, &mut seen))?
+                .connect_answer(req, tap(&self.trace, &mut seen))?
             {
                 break answer;
             }
@@ -335,7 +386,13 @@ impl Connection {
                 deadline,
                 &abort.stop,
                 "waiting for the COTP CC",
-            )? {
+            )
+            .map_err(|e| match e {
+                // The peer's address tells which CPU took TCP and then said nothing.
+                Error::Timeout(w) => Error::Timeout(format!("{w} from {addr}").into()),
+                Error::WouldBlock(w) => Error::WouldBlock(format!("{w} from {addr}").into()),
+                other => other,
+            })? {
                 _ if abort.aborted() => return Err(ConnectAbort::error()),
                 Fill::Data => {}
                 Fill::Eof => {

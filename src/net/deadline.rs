@@ -28,15 +28,6 @@ impl Deadline {
         }
     }
 
-    /// The earlier of two deadlines.
-    pub fn min(self, other: Deadline) -> Deadline {
-        if other.at < self.at {
-            other
-        } else {
-            self
-        }
-    }
-
     pub fn is_immediate(&self) -> bool {
         self.immediate
     }

@@ -282,8 +282,12 @@ pub struct Config {
     called: Tsap,
     tpdu_size: u32,
     extra_params: Vec<(u8, Vec<u8>)>,
+    attempt_delay: Duration,
     transfer: TransferSettings,
 }
+
+/// Longest settable delay between connection attempts.
+pub const MAX_ATTEMPT_DELAY: Duration = Duration::from_secs(10);
 
 impl Config {
     /// Settings for `host` (a name, an IPv4 literal, or an IPv6 literal with or without
@@ -297,6 +301,7 @@ impl Config {
             called: Tsap::from_u16(0x0102),
             tpdu_size: 1024,
             extra_params: Vec::new(),
+            attempt_delay: super::socket::DEFAULT_ATTEMPT_DELAY,
             transfer: TransferSettings::default(),
         })
     }
@@ -317,6 +322,7 @@ impl Config {
             called: called.unwrap_or_else(|| Tsap::from_wire(&[])),
             tpdu_size,
             extra_params: Vec::new(),
+            attempt_delay: super::socket::DEFAULT_ATTEMPT_DELAY,
             transfer,
         }
     }
@@ -354,6 +360,27 @@ impl Config {
     /// The limits and timings of the connection once up.
     pub fn transfer(&self) -> &TransferSettings {
         &self.transfer
+    }
+
+    /// Delay between the starts of TCP connects to successive addresses of the host.
+    pub fn attempt_delay(&self) -> Duration {
+        self.attempt_delay
+    }
+
+    /// Sets the delay between the starts of TCP connects to successive addresses of a host
+    /// that resolves to several (IPv6 and IPv4, the two CPUs of a redundant pair), 0 to
+    /// [`MAX_ATTEMPT_DELAY`] (default 250 ms, RFC 8305's): an attempt not complete by then is
+    /// kept running while the next starts, and the first to complete TCP and the CC wins.
+    pub fn set_attempt_delay(&mut self, delay: Duration) -> Result<()> {
+        if delay > MAX_ATTEMPT_DELAY {
+            return Err(Error::Invalid(format!(
+                "connection attempt delay {} ms is above {}",
+                delay.as_millis(),
+                MAX_ATTEMPT_DELAY.as_millis()
+            )));
+        }
+        self.attempt_delay = delay;
+        Ok(())
     }
 
     /// The limits and timings, to change them (each setter checks its value).

@@ -3,13 +3,13 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive};
 
 use super::deadline::Deadline;
 use super::settings::Keepalive;
-use super::sys::{self, Interest};
+use super::sys;
 use crate::error::{Error, Result};
 
 /// Checks a host string without touching the network: a name, an IPv4 literal, or an IPv6
@@ -81,66 +81,120 @@ pub fn resolve(host: &str, port: u16, deadline: &Deadline) -> Result<Vec<SocketA
     }
 }
 
-/// Connects to the first address that answers, trying each in turn within the one deadline.
-/// Each address but the last gets an equal share of the time left, so one black-holed address
-/// cannot use up the whole deadline.
-pub fn connect_any(
-    addrs: &[SocketAddr],
-    deadline: &Deadline,
-    keepalive: &Keepalive,
+/// Default delay between the starts of two connection attempts (RFC 8305 §5's "Connection
+/// Attempt Delay").
+pub const DEFAULT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// TCP connects to the addresses of one host, raced as RFC 8305 ("Happy Eyeballs") does: the
+/// first attempt starts at once, each next one when the previous has not completed within the
+/// attempt delay (or at once when it failed), and earlier attempts keep running. Sockets come
+/// out in the order their connects complete, so a caller whose handshake fails on one can take
+/// the next; whatever is still connecting is closed when the race is dropped. A dead first
+/// address thus costs the attempt delay, not a share of the deadline.
+pub(crate) struct Race<'a> {
+    addrs: &'a [SocketAddr],
+    next: usize,
+    running: Vec<(SocketAddr, Socket)>,
+    last_start: Option<Instant>,
+    delay: Duration,
+    keepalive: Keepalive,
     user_timeout: Option<Duration>,
-) -> Result<Socket> {
-    let mut last_err = None;
-    for (i, addr) in addrs.iter().enumerate() {
-        let left = addrs.len() - i;
-        let share = Deadline::after(deadline.remaining() / left as u32).min(*deadline);
-        let this = if left == 1 { *deadline } else { share };
-        match connect_one(addr, &this, keepalive, user_timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => last_err = Some(e),
-        }
-        if deadline.passed() {
-            break;
-        }
-    }
-    Err(last_err.unwrap_or_else(|| deadline.ran_out("TCP connect")))
+    last_err: Option<Error>,
 }
 
-fn connect_one(
-    addr: &SocketAddr,
-    deadline: &Deadline,
-    keepalive: &Keepalive,
-    user_timeout: Option<Duration>,
-) -> Result<Socket> {
-    let io = |what: &str, e: io::Error| Error::io(format!("{what} ({addr})"), e);
-    let sock = sys::stream_socket(Domain::for_address(*addr)).map_err(|e| io("socket", e))?;
-    sock.set_tcp_nodelay(true)
-        .map_err(|e| io("TCP_NODELAY", e))?;
-    set_keepalive(&sock, keepalive).map_err(|e| io("keep-alive", e))?;
-    // The bound on unacknowledged data goes on once TCP is up: on Windows TCP_MAXRT would also
-    // bound the connect itself, which the operation's own deadline governs.
-    let established = |sock: Socket| {
-        sys::set_user_timeout(&sock, user_timeout).map_err(|e| io("TCP_USER_TIMEOUT", e))?;
-        Ok(sock)
-    };
-    match sock.connect(&SockAddr::from(*addr)) {
-        Ok(()) => return established(sock),
-        Err(e) if in_progress(&e) => {}
-        Err(e) => return Err(connect_error(addr, e)),
+impl<'a> Race<'a> {
+    pub(crate) fn new(
+        addrs: &'a [SocketAddr],
+        delay: Duration,
+        keepalive: Keepalive,
+        user_timeout: Option<Duration>,
+    ) -> Self {
+        Race {
+            addrs,
+            next: 0,
+            running: Vec::new(),
+            last_start: None,
+            delay,
+            keepalive,
+            user_timeout,
+            last_err: None,
+        }
     }
-    if !sys::wait(
-        &sock,
-        Interest::Write,
-        deadline,
-        &std::sync::atomic::AtomicBool::new(false),
-    )
-    .map_err(|e| io("waiting for TCP connect", e))?
-    {
-        return Err(deadline.ran_out(format!("TCP connect to {addr}")));
+
+    /// True while an address has not been tried or an attempt is still connecting.
+    pub(crate) fn has_more(&self) -> bool {
+        self.next < self.addrs.len() || !self.running.is_empty()
     }
-    match sock.take_error() {
-        Ok(None) => established(sock),
-        Ok(Some(e)) | Err(e) => Err(connect_error(addr, e)),
+
+    /// The next socket whose TCP connect completed, within the deadline. Fails with the last
+    /// attempt's error when every address failed, or with a timeout naming the addresses
+    /// still connecting when the deadline passed.
+    pub(crate) fn next_connected(&mut self, deadline: &Deadline) -> Result<(Socket, SocketAddr)> {
+        loop {
+            let due = self.last_start.is_none_or(|t| t.elapsed() >= self.delay);
+            if self.next < self.addrs.len() && (self.running.is_empty() || due) {
+                let addr = self.addrs[self.next];
+                self.next += 1;
+                self.last_start = Some(Instant::now());
+                match self.start(&addr) {
+                    Ok(Some(sock)) => return self.established(sock, addr),
+                    Ok(None) => {}
+                    Err(e) => self.last_err = Some(e),
+                }
+                continue;
+            }
+            if self.running.is_empty() {
+                return Err(self
+                    .last_err
+                    .take()
+                    .unwrap_or_else(|| deadline.ran_out("TCP connect: no address to try")));
+            }
+            if deadline.passed() || deadline.is_immediate() {
+                let tried: Vec<String> = self.running.iter().map(|(a, _)| a.to_string()).collect();
+                return Err(deadline.ran_out(format!("TCP connect to {}", tried.join(", "))));
+            }
+            let mut wait = deadline.remaining();
+            if self.next < self.addrs.len() {
+                let since = self.last_start.map_or(Duration::ZERO, |t| t.elapsed());
+                wait = wait.min(self.delay.saturating_sub(since));
+            }
+            let socks: Vec<&Socket> = self.running.iter().map(|(_, s)| s).collect();
+            let ready = sys::wait_any_writable(&socks, wait)
+                .map_err(|e| Error::io("waiting for TCP connect", e))?;
+            // Highest position first, so removing one leaves the others' positions valid.
+            for i in ready.into_iter().rev() {
+                let (addr, sock) = self.running.remove(i);
+                match sock.take_error() {
+                    Ok(None) => return self.established(sock, addr),
+                    Ok(Some(e)) | Err(e) => self.last_err = Some(connect_error(&addr, e)),
+                }
+            }
+        }
+    }
+
+    /// Starts a connect: the socket when it completed at once, None when it is under way.
+    fn start(&mut self, addr: &SocketAddr) -> Result<Option<Socket>> {
+        let io = |what: &str, e: io::Error| Error::io(format!("{what} ({addr})"), e);
+        let sock = sys::stream_socket(Domain::for_address(*addr)).map_err(|e| io("socket", e))?;
+        sock.set_tcp_nodelay(true)
+            .map_err(|e| io("TCP_NODELAY", e))?;
+        set_keepalive(&sock, &self.keepalive).map_err(|e| io("keep-alive", e))?;
+        match sock.connect(&SockAddr::from(*addr)) {
+            Ok(()) => Ok(Some(sock)),
+            Err(e) if in_progress(&e) => {
+                self.running.push((*addr, sock));
+                Ok(None)
+            }
+            Err(e) => Err(connect_error(addr, e)),
+        }
+    }
+
+    /// A connected socket, with the bound on unacknowledged data set. It goes on once TCP is
+    /// up: on Windows TCP_MAXRT would also bound the connect, which the deadline governs.
+    fn established(&self, sock: Socket, addr: SocketAddr) -> Result<(Socket, SocketAddr)> {
+        sys::set_user_timeout(&sock, self.user_timeout)
+            .map_err(|e| Error::io(format!("TCP_USER_TIMEOUT ({addr})"), e))?;
+        Ok((sock, addr))
     }
 }
 

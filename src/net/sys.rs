@@ -708,6 +708,59 @@ pub fn wait_any_readable(socks: &[&Socket], timeout: Duration) -> io::Result<()>
     }
 }
 
+/// Waits up to `timeout` until any of `socks` is writable, as a socket whose connect completed
+/// or failed is, and returns the positions of those that are (none when the time ran out).
+/// Unix: one `poll`. Windows: `select` on each in turn, in slices of a few milliseconds, since
+/// `select` reports a failed connect in its exception set where older `WSAPoll` reported
+/// nothing.
+pub fn wait_any_writable(socks: &[&Socket], timeout: Duration) -> io::Result<Vec<usize>> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let mut fds: Vec<libc::pollfd> = socks
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            })
+            .collect();
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(fds
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.revents != 0)
+            .map(|(i, _)| i)
+            .collect())
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawSocket;
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            let mut ready = Vec::new();
+            for (i, s) in socks.iter().enumerate() {
+                if select_writable(s.as_raw_socket() as usize, Duration::ZERO)? {
+                    ready.push(i);
+                }
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if !ready.is_empty() || left.is_zero() {
+                return Ok(ready);
+            }
+            std::thread::sleep(left.min(Duration::from_millis(5)));
+        }
+    }
+}
+
 /// One descriptor that becomes readable when any watched socket does, so an event loop can wait
 /// on a listener and all its unfinished handshakes at once. Linux: an epoll instance. Elsewhere
 /// there is no such descriptor; `fd()` returns None and the listener's own socket is used.

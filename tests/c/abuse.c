@@ -377,6 +377,18 @@ static void null_pointers(void) {
     EXPECT(iso_set_user_timeout(c, 0), ISO_OK);
     EXPECT(iso_set_user_timeout(c, ISO_USER_TIMEOUT_FROM_KEEPALIVE), ISO_OK);
     cover("iso_set_user_timeout");
+    EXPECT(iso_set_connect_attempt_delay(NULL, 250), ISO_E_INVALID);
+    EXPECT(iso_set_connect_attempt_delay(c, 10001), ISO_E_INVALID);
+    EXPECT(iso_set_connect_attempt_delay(c, 250), ISO_OK);
+    cover("iso_set_connect_attempt_delay");
+    {
+        int32_t phase = -1;
+        EXPECT(iso_get_connect_phase(NULL, &phase), ISO_E_INVALID);
+        EXPECT(iso_get_connect_phase(c, NULL), ISO_E_INVALID);
+        EXPECT(iso_get_connect_phase(c, &phase), ISO_OK);
+        EXPECT_TRUE(phase == ISO_PHASE_NONE);
+        cover("iso_get_connect_phase");
+    }
     cover("iso_reconnect");
     EXPECT(iso_send(NULL, buf, 4), ISO_E_INVALID);
     EXPECT2(iso_send(c, NULL, 4), ISO_E_INVALID, ISO_E_STATE);

@@ -204,6 +204,16 @@ impl Conn {
         unsafe { c::iso_connect(self.ptr, timeout_ms) }
     }
 
+    /// `iso_get_connect_phase`.
+    pub fn connect_phase(&self) -> i32 {
+        let mut phase = -1;
+        assert_eq!(
+            unsafe { c::iso_get_connect_phase(self.ptr, &mut phase) },
+            ISO_OK
+        );
+        phase
+    }
+
     pub fn set_user_timeout(&self, timeout_ms: u32) -> i32 {
         unsafe { c::iso_set_user_timeout(self.ptr, timeout_ms) }
     }

@@ -16,6 +16,7 @@ fn dr_answer_is_rejected_with_the_reason() {
     run(|| {
         let (conn, rc, peer) = connect_answered(dr(0x81), |_| {});
         conn.expect(rc, ISO_E_REJECTED, &["DR", "0x81", "congestion"]);
+        assert_eq!(conn.connect_phase(), c::ISO_PHASE_COTP);
         assert_eq!(conn.check(), 0);
         drop(conn);
         peer.finish();
@@ -152,6 +153,7 @@ fn connect_refused() {
             &["refused", &format!("127.0.0.1:{port}")],
         );
         assert_eq!(conn.last_os_error(), os_code::CONNREFUSED);
+        assert_eq!(conn.connect_phase(), c::ISO_PHASE_TCP, "unreachable");
         assert_eq!(conn.check(), 0);
         // The thread keeps it too (for failures without a handle), and a failure without an
         // OS error clears it.
@@ -256,7 +258,13 @@ fn a_failed_connect_leaves_the_handle_able_to_connect_again() {
             ISO_E_REJECTED,
             &["0x82", "negotiation failed"],
         );
+        assert_eq!(conn.connect_phase(), c::ISO_PHASE_COTP);
         conn.ok(conn.connect(LONG_MS));
+        assert_eq!(
+            conn.connect_phase(),
+            c::ISO_PHASE_NONE,
+            "cleared by success"
+        );
         conn.ok(conn.send(b"again"));
         assert_eq!(conn.recv_ok(), b"again");
         drop(conn);

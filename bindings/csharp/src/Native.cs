@@ -122,6 +122,12 @@ namespace Isotcp
         public static extern int iso_set_user_timeout(IsoConnectionHandle conn, uint timeoutMs);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_set_connect_attempt_delay(IsoConnectionHandle conn, uint delayMs);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_get_connect_phase(IsoConnectionHandle conn, out int phase);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int iso_last_os_error(IsoConnectionHandle conn, out int code);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

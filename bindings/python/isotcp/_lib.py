@@ -94,6 +94,15 @@ iso_trace_fn = CFUNCTYPE(None, c_void_p, c_int32, POINTER(c_uint8), c_size_t)
 ISO_TRACE_RECEIVED = 0
 ISO_TRACE_SENT = 1
 
+# iso_set_user_timeout: the bound follows the keep-alive settings (the default).
+ISO_USER_TIMEOUT_FROM_KEEPALIVE = 0xFFFFFFFF
+
+# iso_get_connect_phase: how far the last failed connect got.
+ISO_PHASE_NONE = 0
+ISO_PHASE_RESOLVE = 1
+ISO_PHASE_TCP = 2
+ISO_PHASE_COTP = 3
+
 # --------------------------------------------------------------------------------------------
 # Finding and loading the library
 # --------------------------------------------------------------------------------------------
@@ -176,6 +185,8 @@ _DECLARATIONS = [
     ("iso_last_os_error", c_int32, [ConnPtr, POINTER(c_int32)]),
     ("iso_reconnect", c_int32, [ConnPtr, c_uint32]),
     ("iso_set_user_timeout", c_int32, [ConnPtr, c_uint32]),
+    ("iso_set_connect_attempt_delay", c_int32, [ConnPtr, c_uint32]),
+    ("iso_get_connect_phase", c_int32, [ConnPtr, POINTER(c_int32)]),
     ("iso_thread_last_os_error", c_int32, [POINTER(c_int32)]),
     ("iso_s7_tsap", c_int32, [c_uint8, c_uint8, c_uint8, POINTER(c_uint16)]),
     ("iso_listen", c_int32, [c_char_p, c_uint16, POINTER(ListenerPtr)]),
