@@ -519,9 +519,16 @@ pub unsafe extern "C" fn iso_recv(
     })
 }
 
-/// Returns 1 when the connection can carry a new request, 0 when it is not connected or the peer
-/// has closed or reset it (messages already buffered stay readable). Never blocks, consumes
-/// nothing. NULL gives ISO_E_INVALID. Thread-safe.
+/// Returns 1 when the connection can carry a new request, 0 as soon as anything says it is gone:
+/// not connected; the peer closed (FIN) or reset it; a DR or ER was received; the socket has a
+/// pending error, which is how the system reports that it gave up on the peer (the user timeout
+/// with data in flight, or unanswered keep-alive probes when idle). Messages already received
+/// stay readable. Never blocks, consumes nothing.
+/// What it cannot know: a peer that went silent (cable pulled, PLC switched off) without a FIN
+/// or RST is indistinguishable from an idle one until keep-alive or the user timeout
+/// (`iso_set_keepalive`, `iso_set_user_timeout`) gives up on it; and a DR still in the socket's
+/// buffer is seen once `iso_poll`/`iso_recv` reads it (PLCs close TCP after a DR, which is
+/// seen at once). NULL gives ISO_E_INVALID. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).

@@ -712,8 +712,11 @@ impl Connection {
         }
     }
 
-    /// 1: the connection can carry a new request; 0: not connected, or the peer has closed or
-    /// reset it (even if messages remain buffered). Never blocks, consumes nothing.
+    /// True while the connection can carry a new request; false as soon as anything says it
+    /// is gone: not connected, FIN, reset, a DR or ER received, or a pending socket error (the
+    /// system gave up on the peer: the user timeout or keep-alive). Messages already received
+    /// stay readable. Never blocks, consumes nothing. A peer that went silent without FIN or
+    /// RST looks idle until keep-alive or the user timeout gives up on it.
     pub fn is_alive(&self) -> bool {
         let Ok(live) = self.live() else { return false };
         if live.peer_ended().is_some() {
