@@ -51,7 +51,8 @@ pub fn encoded_len(len: usize, tpdu_size: u32) -> usize {
 /// write: each DT's header goes into `headers`, and `slices` gets a header and a payload slice
 /// per DT, so the payload is never copied. Returns the number of slices filled (two per DT):
 /// as many DTs as both `headers` and `slices` have room for.
-#[inline]
+// Called once per message on the send path; inlined into the writer it stays one loop.
+#[inline(always)]
 pub fn frame_dts<'a>(
     message: &'a [u8],
     tpdu_size: u32,

@@ -193,10 +193,16 @@ impl Framer {
 
     /// Drops the packet [`Framer::peek_packet`] returned. Without a whole packet buffered it
     /// does nothing.
+    #[inline]
     pub fn consume(&mut self) {
-        let Some(len) = self.peek_raw().map(<[u8]>::len) else {
+        let pending = self.end - self.start;
+        if pending < HEADER_LEN {
             return;
-        };
+        }
+        let len = u16::from_be_bytes([self.buf[self.start + 2], self.buf[self.start + 3]]) as usize;
+        if len < HEADER_LEN || len > pending {
+            return;
+        }
         self.start += len;
         if self.start == self.end {
             self.start = 0;
