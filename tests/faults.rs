@@ -26,8 +26,8 @@
 //! | CR answered by "HTTP/1.1 400 Bad Request\r\n..." | `iso_connect` | ISO_E_PROTOCOL ("TPKT version is 72, expected 3 (byte 0x48 = 'H': the peer answers in text ...)") |
 //! | RST (SO_LINGER 0) after half a TPKT | `iso_recv` | ISO_E_CLOSED ("connection reset by peer ... in the middle of a TPKT packet; the partial packet was discarded") |
 //! | EOF after a DT without EOT | `iso_recv` | ISO_E_CLOSED ("connection closed by peer after a DT without EOT; the partial message was discarded") |
-//! | silent peer: the CR is never answered | `iso_connect` 1 s | ISO_E_TIMEOUT at the deadline ("waiting for the COTP CC: deadline passed") |
-//! | peer accepts TCP and closes (unread CR; FIN after the CR; RST after the CR) | `iso_connect` | ISO_E_CLOSED ("by peer during COTP connect (after the CR): check the TSAPs (local 0x0100, remote 0x0301), rack and slot") |
+//! | silent peer: the CR is never answered | `iso_connect` 1 s | ISO_E_TIMEOUT at the deadline ("waiting for the COTP CC from ADDRESS: deadline passed") |
+//! | peer accepts TCP and closes (unread CR; FIN after the CR; RST after the CR) | `iso_connect` | ISO_E_CLOSED ("by peer during COTP connect to ADDRESS (after the CR): check the TSAPs (local 0x0100, remote 0x0301), rack and slot") |
 //! | 2 KB responses (one DT; three DTs) in 1-byte TCP segments | `iso_recv` | ISO_OK, both intact |
 //! | 100 responses (some fragmented) packed into one write | `iso_poll` + `iso_recv` x 100 | ISO_OK, all intact and in order; poll 1 before each, 0 (and ISO_E_WOULD_BLOCK) after the last |
 //!
@@ -217,7 +217,10 @@ fn slow_loris_cc_makes_connect_end_at_its_deadline() {
         conn.expect(
             rc,
             ISO_E_TIMEOUT,
-            &["waiting for the COTP CC: deadline passed"],
+            &[&format!(
+                "waiting for the COTP CC from 127.0.0.1:{}: deadline passed",
+                peer.port()
+            )],
         );
         assert_at_deadline("slow loris CC: iso_connect(1000 ms)", el, 1000);
         assert_failed_connect(&conn, peer);
@@ -233,7 +236,10 @@ fn silent_peer_never_answering_the_cr_times_out_at_the_connect_deadline() {
         conn.expect(
             rc,
             ISO_E_TIMEOUT,
-            &["waiting for the COTP CC: deadline passed"],
+            &[&format!(
+                "waiting for the COTP CC from 127.0.0.1:{}: deadline passed",
+                peer.port()
+            )],
         );
         assert_at_deadline("silent peer: iso_connect(1000 ms)", el, 1000);
         assert_failed_connect(&conn, peer);
@@ -291,7 +297,10 @@ fn tpkt_length_65535_then_silence_as_the_cc_times_out_at_the_connect_deadline() 
         conn.expect(
             rc,
             ISO_E_TIMEOUT,
-            &["waiting for the COTP CC: deadline passed"],
+            &[&format!(
+                "waiting for the COTP CC from 127.0.0.1:{}: deadline passed",
+                peer.port()
+            )],
         );
         assert_at_deadline(
             "TPKT length 65535 as the CC, then silence: iso_connect(500 ms)",
@@ -607,7 +616,9 @@ fn eof_after_a_fragment_without_eot_is_closed_and_says_so() {
 #[test]
 fn peer_accepting_tcp_and_closing_is_closed_with_a_tsap_hint() {
     case(|| {
-        let hint = "by peer during COTP connect (after the CR): check the TSAPs (local 0x0100, remote 0x0301), rack and slot";
+        let hint = |port: u16| {
+            format!("by peer during COTP connect to 127.0.0.1:{port} (after the CR): check the TSAPs (local 0x0100, remote 0x0301), rack and slot")
+        };
         let tsap = |c: &Conn| c.ok(c.set_tsap(0x0100, 0x0301));
 
         // Accepts and closes without reading: the CR is unread, so the close is usually a reset.
@@ -615,7 +626,7 @@ fn peer_accepting_tcp_and_closing_is_closed_with_a_tsap_hint() {
         let conn = Conn::local(peer.port());
         tsap(&conn);
         let (rc, el) = timed(|| conn.connect(LONG_MS));
-        conn.expect(rc, ISO_E_CLOSED, &["connection ", hint]);
+        conn.expect(rc, ISO_E_CLOSED, &["connection ", &hint(peer.port())]);
         assert_prompt("accept and close: iso_connect", el);
         assert_eq!(conn.check(), 0);
         conn.expect(conn.send(b"x"), ISO_E_STATE, &["not connected"]);
@@ -626,7 +637,11 @@ fn peer_accepting_tcp_and_closing_is_closed_with_a_tsap_hint() {
         let conn = Conn::local(peer.port());
         tsap(&conn);
         let (rc, el) = timed(|| conn.connect(LONG_MS));
-        conn.expect(rc, ISO_E_CLOSED, &["connection closed ", hint]);
+        conn.expect(
+            rc,
+            ISO_E_CLOSED,
+            &["connection closed ", &hint(peer.port())],
+        );
         assert_prompt("FIN after the CR: iso_connect", el);
         assert_eq!(conn.check(), 0);
         peer.finish();
@@ -636,7 +651,7 @@ fn peer_accepting_tcp_and_closing_is_closed_with_a_tsap_hint() {
         let conn = Conn::local(peer.port());
         tsap(&conn);
         let (rc, el) = timed(|| conn.connect(LONG_MS));
-        conn.expect(rc, ISO_E_CLOSED, &["connection reset ", hint]);
+        conn.expect(rc, ISO_E_CLOSED, &["connection reset ", &hint(peer.port())]);
         assert_prompt("RST after the CR: iso_connect", el);
         assert_eq!(conn.check(), 0);
         peer.finish();
