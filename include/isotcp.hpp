@@ -5,9 +5,12 @@
  *   isotcp::Listener     the passive side; owns an iso_listener, move-only
  *   isotcp::Error        thrown for every negative result code: code() is the ISO_E_* value,
  *                        message() the library's last-error text, what() both with the
- *                        function that failed. Subclasses: TimeoutError (ISO_E_TIMEOUT,
- *                        ISO_E_WOULD_BLOCK), ClosedError (ISO_E_CLOSED), BufferTooSmallError
+ *                        function that failed, os_error() the OS error code behind it (0 if
+ *                        none), phase() where a failed connect or reconnect stopped.
+ *                        Subclasses: TimeoutError (ISO_E_TIMEOUT, ISO_E_WOULD_BLOCK),
+ *                        ClosedError (ISO_E_CLOSED), BufferTooSmallError
  *                        (ISO_E_BUFFER_TOO_SMALL, with needed()).
+ *   isotcp::ConnectPhase where the last connect failed: none, resolve, tcp or cotp.
  *
  * Byte ranges are passed as isotcp::const_bytes / isotcp::mutable_bytes: std::span under C++20,
  * a minimal span-like type under C++17 (built from a pointer and a size, a std::vector, a
@@ -123,21 +126,43 @@ private:
 // Errors
 // ---------------------------------------------------------------------------------------------
 
+/** Where the last connect or reconnect of a Connection failed (iso_get_connect_phase). */
+enum class ConnectPhase : std::int32_t {
+    /** The last connect succeeded, or none ran (also: the failure was not a connect). */
+    none = ISO_PHASE_NONE,
+    /** Resolving the host name failed. */
+    resolve = ISO_PHASE_RESOLVE,
+    /** No address completed the TCP connect: the PLC is unreachable. */
+    tcp = ISO_PHASE_TCP,
+    /** TCP was up and the CR sent, but no CC confirmed it: the PLC is reachable and refused
+     *  (usually TSAP, rack or slot) or did not answer. */
+    cotp = ISO_PHASE_COTP,
+};
+
 /** A negative result code of an isotcp function, with the library's message. */
 class Error : public std::runtime_error {
 public:
-    Error(std::int32_t code, const std::string &operation, const std::string &message)
+    Error(std::int32_t code, const std::string &operation, const std::string &message, std::int32_t os_error = 0,
+          ConnectPhase phase = ConnectPhase::none)
         : std::runtime_error(operation + ": " + iso_strerror(code) + " (" + std::to_string(code) +
                              "): " + message),
-          code_(code), message_(std::make_shared<const std::string>(message)) {}
+          code_(code), os_error_(os_error), phase_(phase), message_(std::make_shared<const std::string>(message)) {}
 
     /** The ISO_E_* code. */
     std::int32_t code() const noexcept { return code_; }
     /** The library's last-error message for the failed call (the detail of what()). */
     const char *message() const noexcept { return message_->c_str(); }
+    /** The OS error code behind the failure (errno; the WSA code on Windows), e.g. 111
+     *  (ECONNREFUSED) for a refused connect; 0 when it had none (iso_thread_last_os_error). */
+    std::int32_t os_error() const noexcept { return os_error_; }
+    /** For a failed connect() or reconnect(): the phase it stopped in (resolve, tcp, cotp).
+     *  ConnectPhase::none for every other failure. */
+    ConnectPhase phase() const noexcept { return phase_; }
 
 private:
     std::int32_t code_;
+    std::int32_t os_error_;
+    ConnectPhase phase_;
     std::shared_ptr<const std::string> message_;
 };
 
@@ -158,8 +183,8 @@ public:
 class BufferTooSmallError : public Error {
 public:
     BufferTooSmallError(std::int32_t code, const std::string &operation, const std::string &message,
-                        std::size_t needed)
-        : Error(code, operation, message), needed_(needed) {}
+                        std::size_t needed, std::int32_t os_error = 0)
+        : Error(code, operation, message, os_error), needed_(needed) {}
 
     /** The size the message needs. */
     std::size_t needed() const noexcept { return needed_; }
@@ -180,19 +205,36 @@ inline std::string thread_last_error() {
     return text;
 }
 
-/** Throws the exception class that fits `code`, with this thread's last error message. */
-[[noreturn]] inline void raise(std::int32_t code, const char *operation, std::size_t needed = 0) {
+/** This thread's last OS error code (0 when the last failure had none). */
+inline std::int32_t thread_last_os_error() noexcept {
+    std::int32_t code = 0;
+    iso_thread_last_os_error(&code);
+    return code;
+}
+
+/** The connect phase of `conn` (ConnectPhase::none for NULL). */
+inline ConnectPhase connect_phase(const iso_conn *conn) noexcept {
+    std::int32_t phase = ISO_PHASE_NONE;
+    if (conn != nullptr) iso_get_connect_phase(conn, &phase);
+    return static_cast<ConnectPhase>(phase);
+}
+
+/** Throws the exception class that fits `code`, with this thread's last error message and OS
+ *  error, both read right after the failed call on the same thread. */
+[[noreturn]] inline void raise(std::int32_t code, const char *operation, std::size_t needed = 0,
+                               ConnectPhase phase = ConnectPhase::none) {
     std::string message = thread_last_error();
+    const std::int32_t os_error = thread_last_os_error();
     switch (code) {
     case ISO_E_TIMEOUT:
     case ISO_E_WOULD_BLOCK:
-        throw TimeoutError(code, operation, message);
+        throw TimeoutError(code, operation, message, os_error, phase);
     case ISO_E_CLOSED:
-        throw ClosedError(code, operation, message);
+        throw ClosedError(code, operation, message, os_error, phase);
     case ISO_E_BUFFER_TOO_SMALL:
-        throw BufferTooSmallError(code, operation, message, needed);
+        throw BufferTooSmallError(code, operation, message, needed, os_error);
     default:
-        throw Error(code, operation, message);
+        throw Error(code, operation, message, os_error, phase);
     }
 }
 
@@ -200,6 +242,12 @@ inline std::string thread_last_error() {
 inline std::int32_t check(std::int32_t rc, const char *operation) {
     if (rc < 0) raise(rc, operation);
     return rc;
+}
+
+/** As check, for iso_connect / iso_reconnect on `conn`: the exception also has the phase the
+ *  connect failed in. */
+inline void check_connect(std::int32_t rc, const char *operation, const iso_conn *conn) {
+    if (rc < 0) raise(rc, operation, 0, connect_phase(conn));
 }
 
 /** Throws ISO_E_INVALID for a call on an object that owns no handle. */
@@ -357,12 +405,43 @@ public:
         detail::check(iso_set_max_queued(handle("iso_set_max_queued"), bytes), "iso_set_max_queued");
         return *this;
     }
+    /** Value of set_user_timeout that makes the bound follow the keep-alive settings (the
+     *  default). */
+    static constexpr std::uint32_t user_timeout_from_keepalive = ISO_USER_TIMEOUT_FROM_KEEPALIVE;
+    /** How long sent data may stay unacknowledged before the system gives up on the connection
+     *  (TCP_USER_TIMEOUT; whole seconds on Windows), so a peer that vanished under a pending
+     *  request is found (ISO_E_IO, os_error() ETIMEDOUT) instead of after about 15 minutes of
+     *  retransmissions: 1..2073600000 ms; 0 for the system's default;
+     *  user_timeout_from_keepalive (the default) for idle + interval x count of set_keepalive
+     *  while keep-alive is on. Error ISO_E_INVALID above the range. */
+    Connection &set_user_timeout(std::uint32_t timeout_ms) {
+        detail::check(iso_set_user_timeout(handle("iso_set_user_timeout"), timeout_ms), "iso_set_user_timeout");
+        return *this;
+    }
+    /** Delay between the starts of TCP connects to successive addresses of a host name with
+     *  several (IPv6 and IPv4, a redundant CPU pair): 0..10000 ms, default 250 (RFC 8305).
+     *  Error ISO_E_INVALID above the range. */
+    Connection &set_connect_attempt_delay(std::uint32_t delay_ms) {
+        detail::check(iso_set_connect_attempt_delay(handle("iso_set_connect_attempt_delay"), delay_ms),
+                      "iso_set_connect_attempt_delay");
+        return *this;
+    }
 
     // --- connection ---------------------------------------------------------------------------
 
-    /** Resolves, opens TCP and exchanges CR/CC within one deadline. */
+    /** Resolves, opens TCP and exchanges CR/CC within one deadline. The exception of a
+     *  failure has phase(): where it stopped (also connect_phase()). */
     void connect(std::uint32_t timeout_ms) {
-        detail::check(iso_connect(handle("iso_connect"), timeout_ms), "iso_connect");
+        iso_conn *conn = handle("iso_connect");
+        detail::check_connect(iso_connect(conn, timeout_ms), "iso_connect", conn);
+    }
+
+    /** Ends the connection (a DR first while COTP is up, so the PLC releases its side at once)
+     *  and connects again with the same settings, all within one deadline; not connected: just
+     *  connects. Errors as connect(); ISO_E_STATE on an accepted connection. */
+    void reconnect(std::uint32_t timeout_ms) {
+        iso_conn *conn = handle("iso_reconnect");
+        detail::check_connect(iso_reconnect(conn, timeout_ms), "iso_reconnect", conn);
     }
 
     /** Closes the connection and wakes blocked calls; the object may connect again. */
@@ -468,6 +547,20 @@ public:
     /** The handle's last error message ("no error" before the first). */
     [[nodiscard]] std::string last_error() const {
         return detail::copy_last_error(handle("iso_last_error"), iso_last_error, "iso_last_error");
+    }
+    /** The OS error code behind the handle's last failure (errno; the WSA code on Windows), e.g.
+     *  111 (ECONNREFUSED); 0 when it had none or before the first. */
+    [[nodiscard]] std::int32_t last_os_error() const {
+        std::int32_t code = 0;
+        detail::check(iso_last_os_error(handle("iso_last_os_error"), &code), "iso_last_os_error");
+        return code;
+    }
+    /** Where the handle's last connect or reconnect failed; ConnectPhase::none after a
+     *  successful one or before any. */
+    [[nodiscard]] ConnectPhase connect_phase() const {
+        std::int32_t phase = ISO_PHASE_NONE;
+        detail::check(iso_get_connect_phase(handle("iso_get_connect_phase"), &phase), "iso_get_connect_phase");
+        return static_cast<ConnectPhase>(phase);
     }
 
 private:

@@ -3,7 +3,9 @@
 //! -Wold-style-cast, so the header stays quiet in strict projects) as C++17 and as C++20,
 //! linked against `libisotcp.a` (and once against `libisotcp.so`), and run: a Listener and
 //! Connections in one process exchanging messages (one of 10 KB, segmented), the exceptions for
-//! a refused connection, a timeout and other errors, a CR filter, inert moved-from objects.
+//! a refused connection (with ECONNREFUSED and the TCP phase), a timeout and other errors, a CR
+//! filter, five reconnects in a row, the user-timeout and attempt-delay setters, inert
+//! moved-from objects.
 //!
 //! The libraries are the ones cargo built for this test run (`target/debug`); binaries go to
 //! `target/cpp-tests/`. The compiler is $CXX or g++; without one the test is a SKIP unless

@@ -1,7 +1,8 @@
 //! The Go binding (`bindings/go`): runs `go test -count=1 ./...` there and fails when it fails.
 //!
 //! The Go tests cover the binding against an in-process listener (messages, a segmented 10 KB
-//! message at TPDU 1024, Poll, errors.Is for a refused port and a timeout, Close twice, use
+//! message at TPDU 1024, Poll, errors.Is for a refused port and a timeout (with the OS error
+//! and the connect phase), Reconnect, the user-timeout and attempt-delay options, Close twice, use
 //! after Close, concurrent Send and Recv) and against python-snap7's servers started from
 //! `tests/peers/server.py` (venvs from ISOTCP_VENV_PY3 / ISOTCP_VENV_NATIVE, which this test
 //! passes through).

@@ -35,19 +35,23 @@ type Conn struct {
 	h          *C.iso_conn // nil once closed
 	closing    atomic.Bool
 	closeOnce  sync.Once
-	tpdu       int
+	tpdu       atomic.Int32 // renewed by Reconnect
 	maxMessage int
 	name       string // "host:port" of a dialed connection, "accepted" for an accepted one
 }
 
 func newConn(h *C.iso_conn, maxMessage int, name string) *Conn {
 	c := &Conn{h: h, maxMessage: maxMessage, name: name}
-	var size C.uint32_t
-	if C.iso_get_tpdu_size(h, &size) == C.ISO_OK {
-		c.tpdu = int(size)
-	}
+	c.readTPDU(h)
 	runtime.SetFinalizer(c, (*Conn).Close)
 	return c
+}
+
+func (c *Conn) readTPDU(h *C.iso_conn) {
+	var size C.uint32_t
+	if C.iso_get_tpdu_size(h, &size) == C.ISO_OK {
+		c.tpdu.Store(int32(size))
+	}
 }
 
 // Dial connects to host (a name, an IPv4 literal, or an IPv6 literal with or without
@@ -63,6 +67,8 @@ func newConn(h *C.iso_conn, maxMessage int, name string) *Conn {
 // Errors (*Error): ErrInvalid (bad host or option), ErrResolve, ErrRefused, ErrTimeout,
 // ErrClosed (the peer closed TCP after the CR: usually a wrong TSAP, rack or slot),
 // ErrRejected (DR or ER; the message names the reason), ErrProtocol (malformed CC), ErrIO.
+// A connect error has Phase set: PhaseTCP when no TCP connection came up (OSError then says
+// why, e.g. 111 ECONNREFUSED), PhaseCOTP when TCP was up but no CC confirmed the CR.
 func Dial(ctx context.Context, host string, port uint16, opts ...Option) (*Conn, error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -112,8 +118,7 @@ func Dial(ctx context.Context, host string, port uint16, opts ...Option) (*Conn,
 	}
 	ms := timeoutMS(timeout)
 	connect := func() error {
-		_, err := call(op, func() C.int32_t { return C.iso_connect(h, ms) })
-		return err
+		return connectCall(op, h, func() C.int32_t { return C.iso_connect(h, ms) })
 	}
 
 	if ctx.Done() == nil {
@@ -322,7 +327,88 @@ func (c *Conn) Alive() bool {
 }
 
 // TPDUSize is the TPDU size negotiated for this connection (128..8192).
-func (c *Conn) TPDUSize() int { return c.tpdu }
+func (c *Conn) TPDUSize() int { return int(c.tpdu.Load()) }
+
+// Reconnect ends the connection and connects again with the options it was dialed with, all
+// within the context's deadline (DefaultDialTimeout when it has none): while the COTP
+// connection is still up a DR goes out first, so the PLC releases its side at once; when it is
+// already gone (ErrClosed from Recv, Alive false) it just connects. The PLC holds one
+// connection from this Conn at most, however often it reconnects. Messages still buffered from
+// the old connection are dropped.
+//
+// When the context is cancelled, a wait for the CC ends at once and the error wraps ctx.Err();
+// a TCP connect in progress runs on to the deadline first. Errors as Dial (with Phase set),
+// ErrState for an accepted connection (it has no address to dial), net.ErrClosed after Close.
+// The Conn stays usable after a failed Reconnect: Reconnect may be called again.
+func (c *Conn) Reconnect(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	op := "reconnect " + c.name
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("isotcp: %s: %w", op, err)
+	}
+	timeout := DefaultDialTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = time.Until(deadline)
+		if timeout <= 0 {
+			return newError(op, CodeTimeout, "the context's deadline passed before reconnecting")
+		}
+	}
+	ms := timeoutMS(timeout)
+	var cancelled atomic.Bool
+	_, err := c.use(op, func(h *C.iso_conn) (int32, error) {
+		var watcher sync.WaitGroup
+		stop := make(chan struct{})
+		if done := ctx.Done(); done != nil {
+			watcher.Add(1)
+			go func() {
+				defer watcher.Done()
+				select {
+				case <-done:
+					if ctx.Err() != context.DeadlineExceeded {
+						cancelled.Store(true)
+						C.iso_disconnect(h) // ends a wait for the CC
+					}
+				case <-stop:
+				}
+			}()
+		}
+		err := connectCall(op, h, func() C.int32_t { return C.iso_reconnect(h, ms) })
+		// The watcher ends before the handle is released, so it never touches a freed one.
+		close(stop)
+		watcher.Wait()
+		if err == nil {
+			c.readTPDU(h)
+			return 0, nil
+		}
+		return 0, err
+	})
+	if cancelled.Load() && !c.closing.Load() {
+		return fmt.Errorf("isotcp: %s: %w", op, ctx.Err())
+	}
+	return err
+}
+
+// ConnectPhase is where the last Dial or Reconnect of this Conn failed: PhaseNone after a
+// successful one (so always PhaseNone until a Reconnect fails).
+func (c *Conn) ConnectPhase() (Phase, error) {
+	var p C.int32_t
+	_, err := c.use("connect phase", func(h *C.iso_conn) (int32, error) {
+		return call("connect phase", func() C.int32_t { return C.iso_get_connect_phase(h, &p) })
+	})
+	return Phase(p), err
+}
+
+// LastOSError is the OS error code behind the connection's last failure (see Error.OSError);
+// 0 when it had none or before the first.
+func (c *Conn) LastOSError() (int32, error) {
+	var code C.int32_t
+	_, err := c.use("last os error", func(h *C.iso_conn) (int32, error) {
+		return call("last os error", func() C.int32_t { return C.iso_last_os_error(h, &code) })
+	})
+	return int32(code), err
+}
 
 // Fd is the connection's socket, for readiness waits (poll, epoll): wait for readability,
 // then call Poll(0) or Recv(0). Do not read, write or close it. Valid until Close.

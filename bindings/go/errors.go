@@ -29,16 +29,52 @@ const (
 )
 
 // Error is every error the library reports: the ISO_E_* code and a message saying what went
-// wrong (the C library's last error for the call, prefixed with the operation).
+// wrong (the C library's last error for the call, prefixed with the operation), the operating
+// system's error code behind it, and for a failed Dial or Reconnect the phase it stopped in.
 //
 // errors.Is(err, ErrTimeout) (or any other sentinel below) compares codes, so it holds for
 // every *Error with that code whatever its message. Timeouts also match
 // os.ErrDeadlineExceeded and context.DeadlineExceeded, and an operation on a Conn or Listener
 // after its Close matches net.ErrClosed (its code is CodeState).
 type Error struct {
-	Code  int32
-	Msg   string
+	Code int32
+	Msg  string
+	// OSError is the OS error code behind the failure: errno on Linux and macOS (e.g. 111,
+	// ECONNREFUSED, for a refused connect; 104 ECONNRESET; 110 ETIMEDOUT), the WSA code on
+	// Windows; 0 when it had none (a deadline of the library's own, a protocol error, a DR).
+	// Read with iso_thread_last_os_error on the OS thread that made the failing call.
+	OSError int32
+	// Phase is, for a failed Dial or Reconnect, where the connect stopped: PhaseResolve,
+	// PhaseTCP (the PLC is unreachable) or PhaseCOTP (reachable, but no CC confirmed the CR).
+	// PhaseNone for every other error.
+	Phase Phase
 	cause error
+}
+
+// Phase says where a connect failed (iso_get_connect_phase).
+type Phase int32
+
+// The connect phases.
+const (
+	PhaseNone    Phase = C.ISO_PHASE_NONE    // the connect succeeded, or the error is not a connect's
+	PhaseResolve Phase = C.ISO_PHASE_RESOLVE // resolving the host name failed
+	PhaseTCP     Phase = C.ISO_PHASE_TCP     // no address completed the TCP connect: the PLC is unreachable
+	PhaseCOTP    Phase = C.ISO_PHASE_COTP    // TCP was up and the CR sent, but no CC confirmed it
+)
+
+// String names the phase: "none", "resolve", "tcp", "cotp".
+func (p Phase) String() string {
+	switch p {
+	case PhaseNone:
+		return "none"
+	case PhaseResolve:
+		return "resolve"
+	case PhaseTCP:
+		return "tcp"
+	case PhaseCOTP:
+		return "cotp"
+	}
+	return fmt.Sprintf("phase %d", int32(p))
 }
 
 // Sentinel errors, one per ISO_E_* code, for errors.Is.

@@ -52,9 +52,9 @@ func S7TSAP(connType, rack, slot uint8) (uint16, error) {
 }
 
 // call runs one library call f and, when it returns a negative code, reads the library's
-// message for it. The goroutine stays on one OS thread for both, since the C library keeps
-// the message per thread (iso_thread_last_error); a message read on another thread could
-// belong to another call.
+// message and OS error code for it. The goroutine stays on one OS thread for all three, since
+// the C library keeps both per thread (iso_thread_last_error, iso_thread_last_os_error); what
+// is read on another thread could belong to another call.
 func call(op string, f func() C.int32_t) (int32, error) {
 	runtime.LockOSThread()
 	rc := int32(f())
@@ -63,11 +63,34 @@ func call(op string, f func() C.int32_t) (int32, error) {
 		return rc, nil
 	}
 	msg := threadLastError()
+	var osErr C.int32_t
+	C.iso_thread_last_os_error(&osErr)
 	runtime.UnlockOSThread()
 	if msg == "" || msg == "no error" {
 		msg = Strerror(rc)
 	}
-	return rc, newError(op, rc, msg)
+	e := newError(op, rc, msg)
+	e.OSError = int32(osErr)
+	return rc, e
+}
+
+// connectCall is call for iso_connect / iso_reconnect on h: an error also has the phase the
+// connect stopped in.
+func connectCall(op string, h *C.iso_conn, f func() C.int32_t) error {
+	_, err := call(op, f)
+	if err != nil {
+		err.(*Error).Phase = connectPhase(h)
+	}
+	return err
+}
+
+// connectPhase is the phase in which h's last connect failed.
+func connectPhase(h *C.iso_conn) Phase {
+	var p C.int32_t
+	if C.iso_get_connect_phase(h, &p) != C.ISO_OK {
+		return PhaseNone
+	}
+	return Phase(p)
 }
 
 // threadLastError copies the calling thread's last library error message.

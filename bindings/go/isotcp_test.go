@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -402,6 +403,10 @@ func TestRefused(t *testing.T) {
 	if e.Msg == "" {
 		t.Fatal("no message")
 	}
+	// The TCP phase failed, with the system's ECONNREFUSED (111 on Linux).
+	if e.OSError != int32(syscall.ECONNREFUSED) || e.Phase != PhaseTCP {
+		t.Fatalf("refused: OSError %d, Phase %v; want %d, tcp", e.OSError, e.Phase, int32(syscall.ECONNREFUSED))
+	}
 }
 
 func TestDialTimeout(t *testing.T) {
@@ -421,6 +426,11 @@ func TestDialTimeout(t *testing.T) {
 	}
 	if elapsed < 150*time.Millisecond || elapsed > 3*time.Second {
 		t.Fatalf("timed out after %v, want about 200 ms", elapsed)
+	}
+	// TCP was up, the CR unanswered: the COTP phase, and no OS error behind our own deadline.
+	var e *Error
+	if !errors.As(err, &e) || e.Phase != PhaseCOTP || e.OSError != 0 {
+		t.Fatalf("%v: Phase %v, OSError %d; want cotp, 0", err, e.Phase, e.OSError)
 	}
 }
 
@@ -699,16 +709,171 @@ func TestInvalidOptions(t *testing.T) {
 		"empty tsap":     WithTSAPBytes(nil, []byte{1, 2}),
 		"rack 9":         WithRackSlot(9, 0),
 		"keepalive 0":    WithKeepAlive(0, time.Second, 3),
+		// The library's ranges: user timeout 0..2073600000 ms, attempt delay 0..10000 ms.
+		"user timeout -1ms":         WithUserTimeout(-time.Millisecond),
+		"user timeout 2073600001ms": WithUserTimeout(2073600001 * time.Millisecond),
+		"user timeout 100 days":     WithUserTimeout(100 * 24 * time.Hour),
+		"attempt delay -1ms":        WithConnectAttemptDelay(-time.Millisecond),
+		"attempt delay 10001ms":     WithConnectAttemptDelay(10001 * time.Millisecond),
 	}
 	for name, o := range cases {
 		_, err := DialTimeout(time.Second, "127.0.0.1", 1, o)
-		wantCode(t, err, ErrInvalid)
+		e := wantCode(t, err, ErrInvalid)
+		if e.Phase != PhaseNone || e.OSError != 0 {
+			t.Fatalf("%s: Phase %v, OSError %d for an invalid option", name, e.Phase, e.OSError)
+		}
 		t.Logf("%s: %v", name, err)
 	}
 	_, err := DialTimeout(time.Second, "bad\x00host", 102)
 	wantCode(t, err, ErrInvalid)
 	_, err = Listen("127.0.0.1", 0, ListenMaxTPDU(100))
 	wantCode(t, err, ErrInvalid)
+}
+
+func TestUserTimeoutAndAttemptDelay(t *testing.T) {
+	for name, opts := range map[string][]Option{
+		"system defaults":   {WithUserTimeout(0), WithConnectAttemptDelay(0)},
+		"smallest":          {WithUserTimeout(time.Microsecond), WithConnectAttemptDelay(time.Microsecond)},
+		"20 s and 100 ms":   {WithUserTimeout(20 * time.Second), WithConnectAttemptDelay(100 * time.Millisecond)},
+		"largest":           {WithUserTimeout(2073600 * time.Second), WithConnectAttemptDelay(10 * time.Second)},
+		"from keep-alive":   {WithUserTimeout(time.Second), WithUserTimeoutFromKeepAlive()},
+		"without keepalive": {WithoutKeepAlive(), WithUserTimeout(5 * time.Second)},
+	} {
+		p := newPair(t, nil, opts...)
+		if err := p.client.Send([]byte(name)); err != nil {
+			t.Fatalf("%s: Send: %v", name, err)
+		}
+		mustRecv(t, p.server, []byte(name))
+	}
+}
+
+// reconnectServer accepts n connections from l in turn and echoes on each until it closes; it
+// also checks that an accepted Conn refuses Reconnect. It reports on the returned channel.
+func reconnectServer(l *Listener, n int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			c, err := l.Accept(long)
+			if err != nil {
+				done <- fmt.Errorf("accept %d: %w", i, err)
+				return
+			}
+			if err := c.Reconnect(context.Background()); !errors.Is(err, ErrState) {
+				done <- fmt.Errorf("Reconnect of an accepted Conn: %v, want ErrState", err)
+				c.Close()
+				return
+			}
+			for {
+				m, err := c.Recv(long)
+				if errors.Is(err, ErrClosed) {
+					break
+				}
+				if err != nil {
+					done <- fmt.Errorf("conn %d: Recv: %w", i, err)
+					c.Close()
+					return
+				}
+				if err := c.Send(m); err != nil {
+					done <- fmt.Errorf("conn %d: Send: %w", i, err)
+					c.Close()
+					return
+				}
+			}
+			c.Close()
+		}
+		done <- nil
+	}()
+	return done
+}
+
+func TestReconnect(t *testing.T) {
+	l, err := Listen("127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := reconnectServer(l, 6)
+	c, err := DialTimeout(long, "127.0.0.1", l.Port(), WithTPDUSize(512), WithUserTimeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 6; i++ {
+		if i > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), long)
+			err := c.Reconnect(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("Reconnect %d: %v", i, err)
+			}
+		}
+		if phase, err := c.ConnectPhase(); phase != PhaseNone || err != nil {
+			t.Fatalf("ConnectPhase after connect %d: %v, %v", i, phase, err)
+		}
+		if !c.Alive() || c.TPDUSize() != 512 {
+			t.Fatalf("connect %d: Alive %v, TPDU %d", i, c.Alive(), c.TPDUSize())
+		}
+		msg := pattern(700+i, byte(i)) // two DTs at TPDU 512
+		if err := c.Send(msg); err != nil {
+			t.Fatalf("Send after connect %d: %v", i, err)
+		}
+		mustRecv(t, c, msg)
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wantClosedHandle(t, c.Reconnect(context.Background()), "Reconnect")
+	_, err = c.ConnectPhase()
+	wantClosedHandle(t, err, "ConnectPhase")
+	_, err = c.LastOSError()
+	wantClosedHandle(t, err, "LastOSError")
+}
+
+func TestReconnectRefused(t *testing.T) {
+	p := newPair(t, nil)
+	if code, err := p.client.LastOSError(); code != 0 || err != nil {
+		t.Fatalf("LastOSError before a failure: %d, %v", code, err)
+	}
+	// Nobody listens on the port any more: the reconnect fails in the TCP phase.
+	p.l.Close()
+	p.server.Close()
+	err := p.client.Reconnect(context.Background())
+	e := wantCode(t, err, ErrRefused)
+	if e.OSError != int32(syscall.ECONNREFUSED) || e.Phase != PhaseTCP {
+		t.Fatalf("refused reconnect: OSError %d, Phase %v; want %d, tcp", e.OSError, e.Phase, int32(syscall.ECONNREFUSED))
+	}
+	if phase, err := p.client.ConnectPhase(); phase != PhaseTCP || err != nil {
+		t.Fatalf("ConnectPhase: %v, %v; want tcp", phase, err)
+	}
+	if code, err := p.client.LastOSError(); code != int32(syscall.ECONNREFUSED) || err != nil {
+		t.Fatalf("LastOSError: %d, %v", code, err)
+	}
+	if p.client.Alive() {
+		t.Fatal("Alive after a failed reconnect")
+	}
+	if PhaseTCP.String() != "tcp" || PhaseCOTP.String() != "cotp" || PhaseNone.String() != "none" {
+		t.Fatal("Phase.String")
+	}
+}
+
+func TestReconnectCancel(t *testing.T) {
+	// The listener accepts once; the reconnect's TCP connect completes in the backlog but its
+	// CR is never answered, so the reconnect waits for the CC until the cancel ends it.
+	p := newPair(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	err := p.client.Reconnect(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Reconnect cancelled: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Reconnect returned %v after the cancel", d)
+	}
+	if err := p.client.Reconnect(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Reconnect with a cancelled context: %v", err)
+	}
 }
 
 func TestListenerTSAPFilter(t *testing.T) {

@@ -17,7 +17,8 @@ import (
 //
 // Without options the library's defaults hold: local TSAP 0x0100, remote TSAP 0x0102 (PG,
 // rack 0, slot 2), TPDU size 1024, send timeout 5 s, maximum message 65536 bytes, 4096
-// fragments per message, TCP keep-alive on (idle 60 s, interval 10 s, 3 probes).
+// fragments per message, TCP keep-alive on (idle 60 s, interval 10 s, 3 probes), the user
+// timeout derived from keep-alive, 250 ms between connect attempts to a name's addresses.
 type Option func(*dialConfig)
 
 type dialConfig struct {
@@ -180,6 +181,56 @@ func WithSendTimeout(d time.Duration) Option {
 	return func(c *dialConfig) {
 		ms := timeoutMS(d)
 		c.add("set send timeout", func(h *C.iso_conn) C.int32_t { return C.iso_set_send_timeout(h, ms) })
+	}
+}
+
+// WithUserTimeout bounds how long sent data may stay unacknowledged before the system gives
+// up on the connection (TCP_USER_TIMEOUT on Linux; whole seconds on Windows), so a peer that
+// vanished under a pending request makes Recv, Poll, Send and Alive report the loss (ErrIO,
+// OSError ETIMEDOUT) instead of after about 15 minutes of retransmissions. d is rounded up to
+// whole milliseconds, 1 ms to 2073600 s; 0 means the system's default. Negative or larger
+// values make Dial fail with ErrInvalid. Without this option (or with
+// WithUserTimeoutFromKeepAlive) the bound is idle + interval x count of the keep-alive
+// settings while keep-alive is on, the system's default when it is off.
+func WithUserTimeout(d time.Duration) Option {
+	return func(c *dialConfig) {
+		if d < 0 {
+			c.fail("set user timeout", "user timeout %v is negative (0 is the system's default)", d)
+			return
+		}
+		ms := timeoutMS(d)
+		if ms == C.ISO_USER_TIMEOUT_FROM_KEEPALIVE {
+			c.fail("set user timeout", "user timeout %v is above 2073600 s", d)
+			return
+		}
+		c.add("set user timeout", func(h *C.iso_conn) C.int32_t { return C.iso_set_user_timeout(h, ms) })
+	}
+}
+
+// WithUserTimeoutFromKeepAlive restores the default user timeout: it follows the keep-alive
+// settings (see WithUserTimeout).
+func WithUserTimeoutFromKeepAlive() Option {
+	return func(c *dialConfig) {
+		c.add("set user timeout", func(h *C.iso_conn) C.int32_t {
+			return C.iso_set_user_timeout(h, C.ISO_USER_TIMEOUT_FROM_KEEPALIVE)
+		})
+	}
+}
+
+// WithConnectAttemptDelay sets the delay between the starts of TCP connects to successive
+// addresses of a host name that resolves to several (IPv6 and IPv4, the two CPUs of a
+// redundant pair): 0 to 10 s, rounded up to whole milliseconds (default 250 ms, RFC 8305). An
+// attempt not complete by then keeps running while the next starts; the first to complete TCP
+// and the CC wins, within the one Dial deadline. Negative or larger values make Dial fail
+// with ErrInvalid.
+func WithConnectAttemptDelay(d time.Duration) Option {
+	return func(c *dialConfig) {
+		if d < 0 {
+			c.fail("set connect attempt delay", "connect attempt delay %v is negative", d)
+			return
+		}
+		ms := timeoutMS(d)
+		c.add("set connect attempt delay", func(h *C.iso_conn) C.int32_t { return C.iso_set_connect_attempt_delay(h, ms) })
 	}
 }
 

@@ -3,6 +3,7 @@ package isotcp
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -121,7 +122,8 @@ func testSnap7Server(t *testing.T, env, fallback, flavor string) {
 	if got != flavor {
 		t.Fatalf("%s runs the %q server, want %q", py, got, flavor)
 	}
-	c, err := DialTimeout(5*time.Second, "127.0.0.1", port, WithRackSlot(0, 2), WithTPDUSize(1024))
+	c, err := DialTimeout(5*time.Second, "127.0.0.1", port, WithRackSlot(0, 2), WithTPDUSize(1024),
+		WithUserTimeout(20*time.Second), WithConnectAttemptDelay(100*time.Millisecond))
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -159,6 +161,25 @@ func testSnap7Server(t *testing.T, env, fallback, flavor string) {
 	ready, err := c.Poll(0)
 	if ready || err != nil {
 		t.Fatalf("Poll after the exchange: %v, %v", ready, err)
+	}
+	// Five reconnects: each gives a working connection with the options of the Dial.
+	for i := 1; i <= 5; i++ {
+		if err := c.Reconnect(context.Background()); err != nil {
+			t.Fatalf("Reconnect %d: %v", i, err)
+		}
+		if phase, err := c.ConnectPhase(); phase != PhaseNone || err != nil || c.TPDUSize() != 1024 {
+			t.Fatalf("after Reconnect %d: phase %v, %v, TPDU %d", i, phase, err, c.TPDUSize())
+		}
+		if _, err := s7Exchange(c, s7Setup); err != nil {
+			t.Fatalf("setup communication after Reconnect %d: %v", i, err)
+		}
+		again, err := s7Exchange(c, s7ReadDB1)
+		if err != nil {
+			t.Fatalf("read DB1 after Reconnect %d: %v", i, err)
+		}
+		if !bytes.Equal(again, read) {
+			t.Fatalf("read DB1 after Reconnect %d: % X, want % X", i, again, read)
+		}
 	}
 	t.Logf("%s server on port %d: PDU %d, DB1[0..4] = % X", flavor, port, pdu, read[len(read)-4:])
 }

@@ -2,7 +2,9 @@
 // tests/cpp_wrapper.rs. A Listener and client Connections in one process (the accepting side on
 // its own thread): messages echoed (a 10 KB one segmented into DTs), receive into a buffer,
 // queue_send/flush, poll, the exceptions (refused connection, timeout, would-block, buffer too
-// small, invalid argument, rejected CR), a CR filter, and moved-from objects that are inert.
+// small, invalid argument, rejected CR) with the OS error and connect phase they carry, a CR
+// filter, reconnect() five times in a row, the user-timeout and attempt-delay setters, and
+// moved-from objects that are inert.
 // Prints "wrapper_test: N checks passed" and exits 0, or lists the failed checks and exits 1.
 
 #include "isotcp.hpp"
@@ -10,12 +12,14 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <stdexcept>
@@ -43,9 +47,9 @@ void fail(int line, const std::string &what) {
     } while (0)
 
 // Runs `f`, which must throw exactly the class E (not a subclass of it unless Exact is false)
-// with `code` and a non-empty message.
+// with `code` and a non-empty message. Returns the exception when it was one of E.
 template <typename E, bool Exact = true, typename F>
-void expect_error(int line, const char *what, std::int32_t code, F &&f) {
+std::optional<E> expect_error(int line, const char *what, std::int32_t code, F &&f) {
     checks++;
     try {
         f();
@@ -59,9 +63,11 @@ void expect_error(int line, const char *what, std::int32_t code, F &&f) {
         } else if (Exact && typeid(e) != typeid(E)) {
             fail(line, std::string(what) + ": thrown as a subclass: " + e.what());
         }
+        return e;
     } catch (const std::exception &e) {
         fail(line, std::string(what) + ": other exception: " + e.what());
     }
+    return std::nullopt;
 }
 
 #define EXPECT_ERROR(type, code, ...) expect_error<type>(__LINE__, #__VA_ARGS__, code, [&] { __VA_ARGS__; })
@@ -275,12 +281,35 @@ void test_errors() {
         port = gone.port();
     }
     isotcp::Connection refused("127.0.0.1", port);
-    EXPECT_ERROR(isotcp::Error, ISO_E_REFUSED, refused.connect(3000));
+    CHECK(refused.connect_phase() == isotcp::ConnectPhase::none);
+    CHECK(refused.last_os_error() == 0);
+    // Refused: the TCP phase failed, with the system's ECONNREFUSED (111 on Linux), both on the
+    // exception and on the handle; the same again through reconnect().
+    const auto e = EXPECT_ERROR(isotcp::Error, ISO_E_REFUSED, refused.connect(3000));
+    CHECK(e && e->os_error() == ECONNREFUSED);
+    CHECK(e && e->phase() == isotcp::ConnectPhase::tcp);
+    CHECK(refused.connect_phase() == isotcp::ConnectPhase::tcp);
+    CHECK(refused.last_os_error() == ECONNREFUSED);
     CHECK(!refused.check());
+    const auto again = EXPECT_ERROR(isotcp::Error, ISO_E_REFUSED, refused.reconnect(3000));
+    CHECK(again && again->os_error() == ECONNREFUSED);
+    CHECK(again && again->phase() == isotcp::ConnectPhase::tcp);
 
-    EXPECT_ERROR(isotcp::Error, ISO_E_INVALID, isotcp::Connection("", 102));
+    const auto empty_host = EXPECT_ERROR(isotcp::Error, ISO_E_INVALID, isotcp::Connection("", 102));
+    CHECK(empty_host && empty_host->os_error() == 0);
+    CHECK(empty_host && empty_host->phase() == isotcp::ConnectPhase::none);
     isotcp::Connection unused("127.0.0.1", 102);
     EXPECT_ERROR(isotcp::Error, ISO_E_INVALID, unused.set_tpdu_size(1000));
+
+    // The user timeout: 0 (the system's), 1..2073600000 ms, and the keep-alive-derived default.
+    unused.set_user_timeout(0).set_user_timeout(1).set_user_timeout(30000).set_user_timeout(2073600000);
+    unused.set_user_timeout(isotcp::Connection::user_timeout_from_keepalive);
+    CHECK(isotcp::Connection::user_timeout_from_keepalive == UINT32_MAX);
+    const auto ut = EXPECT_ERROR(isotcp::Error, ISO_E_INVALID, unused.set_user_timeout(2073600001));
+    CHECK(ut && ut->os_error() == 0 && ut->phase() == isotcp::ConnectPhase::none);
+    // The attempt delay: 0..10000 ms.
+    unused.set_connect_attempt_delay(0).set_connect_attempt_delay(250).set_connect_attempt_delay(10000);
+    EXPECT_ERROR(isotcp::Error, ISO_E_INVALID, unused.set_connect_attempt_delay(10001));
     EXPECT_ERROR(isotcp::Error, ISO_E_STATE, unused.send(std::vector<std::uint8_t>{1, 2, 3}));
     EXPECT_ERROR(isotcp::Error, ISO_E_STATE, (void)unused.tpdu_size());
 
@@ -312,7 +341,11 @@ void test_filter() {
 
     isotcp::Connection a("127.0.0.1", port);
     a.set_tsap(0x0100, 0x0102);
-    EXPECT_ERROR(isotcp::Error, ISO_E_REJECTED, a.connect(5000));
+    // Refused by DR: the COTP phase failed (TCP was up), and no OS error is behind it.
+    const auto rejected = EXPECT_ERROR(isotcp::Error, ISO_E_REJECTED, a.connect(5000));
+    CHECK(rejected && rejected->phase() == isotcp::ConnectPhase::cotp);
+    CHECK(rejected && rejected->os_error() == 0);
+    CHECK(a.connect_phase() == isotcp::ConnectPhase::cotp);
     isotcp::Connection b("127.0.0.1", port);
     b.set_tsap(0x0100, 0x0104);
     EXPECT_ERROR(isotcp::Error, ISO_E_REJECTED, b.connect(5000));
@@ -347,6 +380,61 @@ void test_filter() {
     CHECK(listener.refused_count() == 2);
 }
 
+void test_reconnect() {
+    // A listener that accepts six connections in turn and echoes on each until it closes.
+    isotcp::Listener listener("127.0.0.1", 0);
+    constexpr int rounds = 6;
+    std::atomic<int> accepted{0};
+    std::atomic<int> echoed{0};
+    std::thread server([&] {
+        try {
+            for (int i = 0; i < rounds; i++) {
+                isotcp::Connection conn = listener.accept(10000);
+                accepted++;
+                // A reconnect on an accepted connection is refused: it has nothing to dial.
+                expect_error<isotcp::Error>(__LINE__, "accepted.reconnect", ISO_E_STATE,
+                                            [&] { conn.reconnect(1000); });
+                for (;;) {
+                    std::vector<std::uint8_t> msg;
+                    try {
+                        msg = conn.receive(10000);
+                    } catch (const isotcp::ClosedError &) {
+                        break;
+                    }
+                    conn.send(msg);
+                    echoed++;
+                }
+            }
+        } catch (const std::exception &e) {
+            fail(__LINE__, std::string("reconnect server: ") + e.what());
+        }
+    });
+
+    isotcp::Connection client("127.0.0.1", listener.port());
+    client.set_tsap(0x0100, 0x0102).set_user_timeout(20000).set_connect_attempt_delay(100);
+    client.connect(5000);
+    CHECK(client.connect_phase() == isotcp::ConnectPhase::none);
+    const std::vector<std::uint8_t> ping = pattern(40, 9);
+    client.send(ping);
+    CHECK(client.receive(5000) == ping);
+    // Settings stay fixed while connected.
+    EXPECT_ERROR(isotcp::Error, ISO_E_STATE, client.set_user_timeout(1000));
+    EXPECT_ERROR(isotcp::Error, ISO_E_STATE, client.set_connect_attempt_delay(0));
+    for (int i = 1; i < rounds; i++) {
+        client.reconnect(5000);
+        CHECK(client.check());
+        CHECK(client.connect_phase() == isotcp::ConnectPhase::none);
+        CHECK(client.tpdu_size() == 1024);
+        const std::vector<std::uint8_t> msg = pattern(static_cast<std::size_t>(100 * i), static_cast<std::uint8_t>(i));
+        client.send(msg);
+        CHECK(client.receive(5000) == msg);
+    }
+    client.disconnect();
+    server.join();
+    CHECK(accepted.load() == rounds);
+    CHECK(echoed.load() == rounds);
+}
+
 } // namespace
 
 int main() {
@@ -355,7 +443,7 @@ int main() {
         void (*run)();
     };
     const Step steps[] = {{"types", test_types}, {"exchange", test_exchange}, {"errors", test_errors},
-                          {"filter", test_filter}};
+                          {"filter", test_filter}, {"reconnect", test_reconnect}};
     for (const Step &step : steps) {
         try {
             step.run();

@@ -46,6 +46,12 @@ namespace Isotcp
         {
             Needed = needed;
         }
+
+        public IsoBufferTooSmallException(long needed, string detail, int osError)
+            : base(IsoError.BufferTooSmall, detail, osError, IsoConnectPhase.None)
+        {
+            Needed = needed;
+        }
     }
 
     /// <summary>
@@ -62,6 +68,13 @@ namespace Isotcp
     {
         public const int DefaultTpduSize = 1024;
 
+        /// <summary><see cref="UserTimeoutMs"/> value (the default) making the bound follow the
+        /// keep-alive settings: idle + interval x count while keep-alive is on.</summary>
+        public const int UserTimeoutFromKeepAlive = -1;
+
+        /// <summary>The default of <see cref="ConnectAttemptDelayMs"/> (RFC 8305).</summary>
+        public const int DefaultConnectAttemptDelayMs = 250;
+
         readonly IsoConnectionHandle handle;
         readonly object receiveLock = new object();
         byte[] receiveBuffer;
@@ -69,6 +82,8 @@ namespace Isotcp
         int requestedTpdu = DefaultTpduSize;
         int sendTimeoutMs = 5000;
         int maxMessage = 65536;
+        int userTimeoutMs = UserTimeoutFromKeepAlive;
+        int connectAttemptDelayMs = DefaultConnectAttemptDelayMs;
 
         /// <summary>Creates a connection to <paramref name="host"/> (name, IPv4 or IPv6) and TCP
         /// <paramref name="port"/>; no network I/O until <see cref="Connect"/>. Defaults: local
@@ -81,8 +96,9 @@ namespace Isotcp
             if (rc != Native.ISO_OK)
             {
                 string detail = Native.ThreadLastError();
+                int osError = Native.ThreadLastOsError();
                 h.Dispose();
-                throw IsoException.For(rc, detail);
+                throw IsoException.For(rc, detail, osError, IsoConnectPhase.None);
             }
             handle = h;
             Host = host;
@@ -186,6 +202,42 @@ namespace Isotcp
             Check(Native.iso_set_max_queued(H, (uint)bytes));
         }
 
+        /// <summary>How long sent data may stay unacknowledged before the system gives up on the
+        /// connection (TCP_USER_TIMEOUT; whole seconds on Windows), so that a peer gone under a
+        /// pending request fails Receive/Send with Code Io (OsError ETIMEDOUT) instead of after
+        /// about 15 minutes of retransmissions: 1..2073600000 ms, 0 for the system's default,
+        /// or <see cref="UserTimeoutFromKeepAlive"/> (-1, the default). IsoException Invalid
+        /// above the range, ArgumentOutOfRangeException below -1.</summary>
+        public int UserTimeoutMs
+        {
+            get { return userTimeoutMs; }
+            set { SetUserTimeout(value); }
+        }
+
+        /// <summary>Sets <see cref="UserTimeoutMs"/>.</summary>
+        public void SetUserTimeout(int timeoutMs)
+        {
+            if (timeoutMs < UserTimeoutFromKeepAlive)
+                throw new ArgumentOutOfRangeException("timeoutMs", timeoutMs, "must be >= 0, or -1 to follow keep-alive");
+            uint ms = timeoutMs == UserTimeoutFromKeepAlive ? Native.ISO_USER_TIMEOUT_FROM_KEEPALIVE : (uint)timeoutMs;
+            Check(Native.iso_set_user_timeout(H, ms));
+            userTimeoutMs = timeoutMs;
+        }
+
+        /// <summary>Delay between the starts of TCP connects to successive addresses of a host
+        /// name with several (IPv6 and IPv4, a redundant CPU pair): 0..10000 ms (default 250).
+        /// IsoException Invalid above the range.</summary>
+        public int ConnectAttemptDelayMs
+        {
+            get { return connectAttemptDelayMs; }
+            set
+            {
+                if (value < 0) throw new ArgumentOutOfRangeException("value", value, "must be >= 0");
+                Check(Native.iso_set_connect_attempt_delay(H, (uint)value));
+                connectAttemptDelayMs = value;
+            }
+        }
+
         /// <summary>TCP keep-alive (default on, 60 s idle, 10 s interval, 3 probes).</summary>
         public void SetKeepAlive(bool enable, int idleSeconds, int intervalSeconds, int count)
         {
@@ -221,10 +273,21 @@ namespace Isotcp
         /// <summary>Resolves, opens TCP and exchanges CR/CC within one deadline. Throws
         /// IsoException: Refused, Resolve, Closed (peer closed after the CR: usually a wrong
         /// TSAP), Rejected (DR/ER, reason in Detail), Protocol, Io, State (already connected);
-        /// IsoTimeoutException when the deadline passed.</summary>
+        /// IsoTimeoutException when the deadline passed. The exception's Phase says where it
+        /// stopped: Tcp (unreachable; OsError e.g. 111 ECONNREFUSED) or Cotp (reachable, ISO
+        /// refused or unanswered).</summary>
         public void Connect(int timeoutMs)
         {
-            Check(Native.iso_connect(H, Native.TimeoutMs(timeoutMs)));
+            CheckConnect(Native.iso_connect(H, Native.TimeoutMs(timeoutMs)));
+        }
+
+        /// <summary>Ends the connection (a DR first while COTP is up, so the PLC releases its
+        /// side at once) and connects again with the same settings, all within one deadline;
+        /// not connected: just connects. Errors as <see cref="Connect"/>; Code State on an
+        /// accepted connection.</summary>
+        public void Reconnect(int timeoutMs)
+        {
+            CheckConnect(Native.iso_reconnect(H, Native.TimeoutMs(timeoutMs)));
         }
 
         /// <summary>True when the connection can carry a new request; false when not connected
@@ -340,7 +403,7 @@ namespace Isotcp
                 UIntPtr len;
                 int rc = Native.iso_recv(H, p, Native.Size(count), out len, ms);
                 if (rc == (int)IsoError.BufferTooSmall)
-                    throw new IsoBufferTooSmallException((long)len.ToUInt64(), LastError);
+                    throw new IsoBufferTooSmallException((long)len.ToUInt64(), LastError, LastOsError);
                 Check(rc);
                 return (int)len.ToUInt64();
             }
@@ -381,6 +444,30 @@ namespace Isotcp
         public string LastError
         {
             get { return Native.ReadMessage(delegate (byte[] b, UIntPtr c, out UIntPtr n) { return Native.iso_last_error(H, b, c, out n); }); }
+        }
+
+        /// <summary>The OS error code behind the handle's last failure (errno; the WSA code on
+        /// Windows), e.g. 111 (ECONNREFUSED); 0 when it had none or before the first.</summary>
+        public int LastOsError
+        {
+            get
+            {
+                int code;
+                Check(Native.iso_last_os_error(H, out code));
+                return code;
+            }
+        }
+
+        /// <summary>Where the last Connect or Reconnect failed; None after a successful one or
+        /// before any.</summary>
+        public IsoConnectPhase ConnectPhase
+        {
+            get
+            {
+                int phase;
+                Check(Native.iso_get_connect_phase(H, out phase));
+                return (IsoConnectPhase)phase;
+            }
         }
 
         /// <summary>The socket (file descriptor) for select/poll/epoll; not to be read, written
@@ -467,7 +554,8 @@ namespace Isotcp
                 throw new ArgumentOutOfRangeException("connType, rack and slot are bytes");
             ushort tsap;
             int rc = Native.iso_s7_tsap((byte)connType, (byte)rack, (byte)slot, out tsap);
-            if (rc != Native.ISO_OK) throw IsoException.For(rc, Native.ThreadLastError());
+            if (rc != Native.ISO_OK)
+                throw IsoException.For(rc, Native.ThreadLastError(), Native.ThreadLastOsError(), IsoConnectPhase.None);
             return tsap;
         }
 
@@ -508,16 +596,34 @@ namespace Isotcp
         void Check(int rc)
         {
             if (rc >= 0) return;
-            string detail;
+            throw Failure(rc, false);
+        }
+
+        /// <summary>As Check, for Connect and Reconnect: the exception has the phase too.</summary>
+        void CheckConnect(int rc)
+        {
+            if (rc >= 0) return;
+            throw Failure(rc, true);
+        }
+
+        /// <summary>The exception of a failed call, with the handle's message, OS error and
+        /// (for a connect) phase, read right after it.</summary>
+        IsoException Failure(int rc, bool connect)
+        {
+            string detail = "";
+            int osError = 0;
+            int phase = Native.ISO_PHASE_NONE;
             try
             {
+                IsoConnectionHandle h = H;
                 detail = LastError;
+                Native.iso_last_os_error(h, out osError);
+                if (connect) Native.iso_get_connect_phase(h, out phase);
             }
             catch (ObjectDisposedException)
             {
-                detail = "";
             }
-            throw IsoException.For(rc, detail);
+            return IsoException.For(rc, detail, osError, (IsoConnectPhase)phase);
         }
 
         static void CheckRange(byte[] data, int offset, int count)

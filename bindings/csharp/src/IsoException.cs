@@ -37,21 +37,55 @@ namespace Isotcp
         Poisoned = -14,
     }
 
+    /// <summary>Where the last Connect or Reconnect of a connection failed
+    /// (iso_get_connect_phase).</summary>
+    public enum IsoConnectPhase
+    {
+        /// <summary>The last connect succeeded, or none ran (also: the failure was no connect).</summary>
+        None = Native.ISO_PHASE_NONE,
+        /// <summary>Resolving the host name failed.</summary>
+        Resolve = Native.ISO_PHASE_RESOLVE,
+        /// <summary>No address completed the TCP connect: the PLC is unreachable.</summary>
+        Tcp = Native.ISO_PHASE_TCP,
+        /// <summary>TCP was up and the CR sent, but no CC confirmed it: the PLC is reachable and
+        /// refused (usually TSAP, rack or slot) or did not answer.</summary>
+        Cotp = Native.ISO_PHASE_COTP,
+    }
+
     /// <summary>A call into libisotcp failed. <see cref="Code"/> is the result code,
-    /// <see cref="Detail"/> the library's message for it (the handle's last error).</summary>
+    /// <see cref="Detail"/> the library's message for it (the handle's last error),
+    /// <see cref="OsError"/> the OS error code behind it and, for a failed Connect or
+    /// Reconnect, <see cref="Phase"/> the phase it stopped in; both are read right after the
+    /// failing call.</summary>
     public class IsoException : IOException
     {
         public IsoError Code { get; private set; }
         public string Detail { get; private set; }
 
+        /// <summary>The OS error code behind the failure (errno; the WSA code on Windows), e.g.
+        /// 111 (ECONNREFUSED) for a refused connect; 0 when it had none.</summary>
+        public int OsError { get; private set; }
+
+        /// <summary>For a failed <see cref="IsoConnection.Connect"/> or
+        /// <see cref="IsoConnection.Reconnect"/>: the phase it stopped in. None for every other
+        /// failure.</summary>
+        public IsoConnectPhase Phase { get; private set; }
+
         /// <summary>The code as the library's negative number.</summary>
         public int NativeCode { get { return (int)Code; } }
 
         public IsoException(IsoError code, string detail)
+            : this(code, detail, 0, IsoConnectPhase.None)
+        {
+        }
+
+        public IsoException(IsoError code, string detail, int osError, IsoConnectPhase phase)
             : base(Format(code, detail))
         {
             Code = code;
             Detail = detail ?? "";
+            OsError = osError;
+            Phase = phase;
         }
 
         static string Format(IsoError code, string detail)
@@ -64,10 +98,16 @@ namespace Isotcp
         /// WouldBlock, <see cref="IsoException"/> for the rest.</summary>
         public static IsoException For(int code, string detail)
         {
+            return For(code, detail, 0, IsoConnectPhase.None);
+        }
+
+        /// <summary>As <see cref="For(int, string)"/>, with the OS error and connect phase.</summary>
+        public static IsoException For(int code, string detail, int osError, IsoConnectPhase phase)
+        {
             var error = (IsoError)code;
             if (error == IsoError.Timeout || error == IsoError.WouldBlock)
-                return new IsoTimeoutException(error, detail);
-            return new IsoException(error, detail);
+                return new IsoTimeoutException(error, detail, osError, phase);
+            return new IsoException(error, detail, osError, phase);
         }
     }
 
@@ -77,5 +117,8 @@ namespace Isotcp
     public class IsoTimeoutException : IsoException
     {
         public IsoTimeoutException(IsoError code, string detail) : base(code, detail) { }
+
+        public IsoTimeoutException(IsoError code, string detail, int osError, IsoConnectPhase phase)
+            : base(code, detail, osError, phase) { }
     }
 }

@@ -46,8 +46,9 @@ namespace Isotcp
             if (rc != Native.ISO_OK)
             {
                 string detail = Native.ThreadLastError();
+                int osError = Native.ThreadLastOsError();
                 h.Dispose();
-                throw IsoException.For(rc, detail);
+                throw IsoException.For(rc, detail, osError, IsoConnectPhase.None);
             }
             handle = h;
         }
@@ -245,7 +246,8 @@ namespace Isotcp
             {
                 detail = "";
             }
-            throw IsoException.For(rc, detail);
+            // The listener keeps no OS error of its own; this thread's is the failed call's.
+            throw IsoException.For(rc, detail, Native.ThreadLastOsError(), IsoConnectPhase.None);
         }
 
         static byte[] Copy(IntPtr p, UIntPtr len)

@@ -31,6 +31,11 @@ namespace Isotcp
         public const int ISO_OK = 0;
         public const int ISO_TRACE_RECEIVED = 0;
         public const int ISO_TRACE_SENT = 1;
+        public const uint ISO_USER_TIMEOUT_FROM_KEEPALIVE = uint.MaxValue;
+        public const int ISO_PHASE_NONE = 0;
+        public const int ISO_PHASE_RESOLVE = 1;
+        public const int ISO_PHASE_TCP = 2;
+        public const int ISO_PHASE_COTP = 3;
 
         /// <summary>The header version these declarations match (major, minor).</summary>
         public const int AbiMajor = 0;
@@ -273,6 +278,13 @@ namespace Isotcp
         public static string ThreadLastError()
         {
             return ReadMessage(iso_thread_last_error);
+        }
+
+        /// <summary>The OS error code of the calling thread's last failure (0 when it had none).</summary>
+        public static int ThreadLastOsError()
+        {
+            int code;
+            return iso_thread_last_os_error(out code) == ISO_OK ? code : 0;
         }
     }
 }

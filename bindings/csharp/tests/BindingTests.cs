@@ -3,9 +3,10 @@
 //   mono BindingTests.exe [--python <venv python>] [--server <tests/peers/server.py>] [--require-peers]
 //
 // In-process: an IsoListener and IsoConnections on loopback (segmented messages both ways,
-// TSAPs, refused port, timeouts, wake-up by Dispose, TSAP filtering, tracing). With --python:
+// TSAPs, refused port with its OS error and connect phase, timeouts, wake-up by Dispose, TSAP
+// filtering, tracing, the user-timeout and attempt-delay settings, Reconnect). With --python:
 // python-snap7's S7 server started through server.py, S7 setup communication and DB reads with
-// the data checked. Prints PASS/FAIL/SKIP per test and a closing "N passed, N failed" line; the
+// the data checked, then five Reconnects each followed by the same. Prints PASS/FAIL/SKIP per test and a closing "N passed, N failed" line; the
 // exit status is 1 when a test failed.
 
 using System;
@@ -23,6 +24,9 @@ static class BindingTests
     static string python;
     static string serverScript;
     static bool requirePeers;
+
+    // errno of a refused TCP connect on Linux, where these tests run.
+    const int ECONNREFUSED = 111;
 
     class SkipException : Exception
     {
@@ -68,6 +72,8 @@ static class BindingTests
             T("peer_close_and_buffer_too_small", PeerCloseAndBufferTooSmall),
             T("queued_send_and_trace", QueuedSendAndTrace),
             T("argument_and_state_errors", ArgumentAndStateErrors),
+            T("user_timeout_and_attempt_delay", UserTimeoutAndAttemptDelay),
+            T("reconnect_loopback", ReconnectLoopback),
             T("python_snap7_server_db_read", PythonSnap7Server),
         };
 
@@ -261,7 +267,15 @@ static class BindingTests
             Assert(!(e is IsoTimeoutException), "not a timeout");
             Assert(e.Detail.Contains("refused"), "detail names the refusal: " + e.Detail);
             Assert(c.LastError.Contains("refused"), "LastError: " + c.LastError);
+            Equal(ECONNREFUSED, e.OsError, "OS error of the refusal");
+            Equal(IsoConnectPhase.Tcp, e.Phase, "phase of the refusal");
+            Equal(ECONNREFUSED, c.LastOsError, "LastOsError");
+            Equal(IsoConnectPhase.Tcp, c.ConnectPhase, "ConnectPhase");
             Assert(!c.CheckConnection(), "not connected");
+            var again = Throws<IsoException>(() => c.Reconnect(3000), "reconnect to a closed port");
+            Equal(IsoError.Refused, again.Code, "code of the reconnect");
+            Equal(ECONNREFUSED, again.OsError, "OS error of the reconnect");
+            Equal(IsoConnectPhase.Tcp, again.Phase, "phase of the reconnect");
         }
     }
 
@@ -281,6 +295,10 @@ static class BindingTests
                 Assert(watch.ElapsedMilliseconds >= 250 && watch.ElapsedMilliseconds < 3000,
                     "one deadline of 300 ms, took " + watch.ElapsedMilliseconds);
                 Assert(e is IOException, "IsoException is an IOException");
+                // TCP was accepted; the CR went unanswered: the COTP phase, no OS error.
+                Equal(IsoConnectPhase.Cotp, e.Phase, "phase of the unanswered CR");
+                Equal(0, e.OsError, "no OS error behind our own deadline");
+                Equal(IsoConnectPhase.Cotp, c.ConnectPhase, "ConnectPhase");
             }
         }
         finally
@@ -370,6 +388,8 @@ static class BindingTests
                 var e = Throws<IsoException>(() => c.Connect(3000), "connect with a TSAP not served");
                 Equal(IsoError.Rejected, e.Code, "code");
                 Assert(e.Detail.Contains("0x03"), "DR reason in the detail: " + e.Detail);
+                Equal(IsoConnectPhase.Cotp, e.Phase, "phase of a DR refusal");
+                Equal(0, e.OsError, "no OS error behind a DR");
             }
             acceptor.Join();
             Assert(accepted == null, "nothing accepted");
@@ -478,6 +498,8 @@ static class BindingTests
         var e = Throws<IsoException>(() => new IsoConnection("", 102), "empty host");
         Equal(IsoError.Invalid, e.Code, "code for an empty host");
         Assert(e.Detail.Length > 0, "thread last error carried: " + e.Detail);
+        Equal(0, e.OsError, "no OS error for an empty host");
+        Equal(IsoConnectPhase.None, e.Phase, "no phase for an empty host");
         Throws<ArgumentNullException>(() => new IsoConnection(null, 102), "null host");
 
         using (var c = new IsoConnection("127.0.0.1", 102))
@@ -493,6 +515,76 @@ static class BindingTests
             c.SetRouting(0x0152, 1, 3);
             Equal(IsoError.Invalid, Throws<IsoException>(() => c.SetRouting(1, 8, 0), "rack 8").Code, "rack 8");
             Assert(c.LastError.Length > 0, "last error");
+        }
+    }
+
+    static void UserTimeoutAndAttemptDelay()
+    {
+        using (var c = new IsoConnection("127.0.0.1", 102))
+        {
+            Equal(IsoConnection.UserTimeoutFromKeepAlive, c.UserTimeoutMs, "default user timeout");
+            Equal(250, c.ConnectAttemptDelayMs, "default attempt delay");
+            Equal(0, c.LastOsError, "no OS error before a failure");
+            Equal(IsoConnectPhase.None, c.ConnectPhase, "no phase before a connect");
+            foreach (int ms in new[] { 0, 1, 30000, 2073600000, -1 })
+            {
+                c.UserTimeoutMs = ms;
+                Equal(ms, c.UserTimeoutMs, "user timeout " + ms);
+            }
+            c.SetUserTimeout(20000);
+            Equal(20000, c.UserTimeoutMs, "SetUserTimeout");
+            var tooLong = Throws<IsoException>(() => c.UserTimeoutMs = 2073600001, "user timeout above the range");
+            Equal(IsoError.Invalid, tooLong.Code, "code for a user timeout above the range");
+            Equal(20000, c.UserTimeoutMs, "user timeout unchanged");
+            Throws<ArgumentOutOfRangeException>(() => c.SetUserTimeout(-2), "user timeout -2");
+
+            foreach (int ms in new[] { 0, 10000, 250 })
+            {
+                c.ConnectAttemptDelayMs = ms;
+                Equal(ms, c.ConnectAttemptDelayMs, "attempt delay " + ms);
+            }
+            Equal(IsoError.Invalid, Throws<IsoException>(() => c.ConnectAttemptDelayMs = 10001, "delay 10001").Code, "code for delay 10001");
+            Equal(250, c.ConnectAttemptDelayMs, "attempt delay unchanged");
+            Throws<ArgumentOutOfRangeException>(() => c.ConnectAttemptDelayMs = -1, "delay -1");
+        }
+        using (var pair = new Pair(1024))
+        {
+            Equal(IsoError.State, Throws<IsoException>(() => pair.Client.UserTimeoutMs = 1000, "user timeout when connected").Code, "user timeout when connected");
+            Equal(IsoError.State, Throws<IsoException>(() => pair.Client.ConnectAttemptDelayMs = 0, "delay when connected").Code, "delay when connected");
+        }
+    }
+
+    static void ReconnectLoopback()
+    {
+        using (var listener = new IsoListener("127.0.0.1", 0))
+        using (var c = new IsoConnection("127.0.0.1", listener.Port))
+        {
+            c.UserTimeoutMs = 20000;
+            c.ConnectAttemptDelayMs = 100;
+            for (int round = 0; round < 6; round++)
+            {
+                IsoConnection accepted = null;
+                Exception acceptError = null;
+                var acceptor = new Thread(() =>
+                {
+                    try { accepted = listener.Accept(5000); }
+                    catch (Exception e) { acceptError = e; }
+                });
+                acceptor.Start();
+                if (round == 0) c.Connect(5000);
+                else c.Reconnect(5000);
+                acceptor.Join();
+                if (acceptError != null) throw acceptError;
+                using (accepted)
+                {
+                    Equal(IsoConnectPhase.None, c.ConnectPhase, "phase after round " + round);
+                    var msg = Pattern(100 + round, round + 1);
+                    c.Send(msg);
+                    BytesEqual(msg, accepted.Receive(5000), "message of round " + round);
+                    var st = Throws<IsoException>(() => accepted.Reconnect(1000), "reconnect of an accepted connection");
+                    Equal(IsoError.State, st.Code, "code for reconnecting an accepted connection");
+                }
+            }
         }
     }
 
@@ -528,19 +620,14 @@ static class BindingTests
                 using (var c = new IsoConnection("127.0.0.1", port))
                 {
                     c.SetTsap(0x0100, IsoConnection.S7Tsap(1, 0, 2));
+                    c.UserTimeoutMs = 20000;
+                    c.ConnectAttemptDelayMs = 100;
                     c.Connect(5000);
                     Equal(1024, c.TpduSize, "TPDU size granted by python-snap7");
 
-                    // S7 setup communication, PDU 480.
-                    c.Send(new byte[] { 0x32, 0x01, 0, 0, 0, 0, 0, 0x08, 0, 0, 0xF0, 0, 0, 1, 0, 1, 0x01, 0xE0 });
-                    var setup = c.Receive(5000);
-                    Equal((byte)0x32, setup[0], "S7 protocol id");
-                    Equal((byte)0x03, setup[1], "ack-data");
-                    Equal((byte)0xF0, setup[12], "setup function");
-                    Equal(480, (setup[18] << 8) | setup[19], "negotiated PDU");
-
                     var db1 = Enumerable.Range(0, 1024).Select(i => (byte)(i & 0xFF)).ToArray();
                     ushort seq = 1;
+                    SetupCommunication(c);
                     foreach (var range in new[] { new[] { 0, 4 }, new[] { 100, 8 }, new[] { 300, 200 } })
                     {
                         var data = ReadDb(c, ++seq, 1, range[0], range[1]);
@@ -548,6 +635,18 @@ static class BindingTests
                             string.Format("DB1.{0} x {1}", range[0], range[1]));
                     }
                     Assert(c.CheckConnection(), "connection alive after the reads");
+
+                    // Five reconnects: each gives a working connection with the same settings.
+                    for (int round = 1; round <= 5; round++)
+                    {
+                        c.Reconnect(5000);
+                        Assert(c.CheckConnection(), "connection alive after reconnect " + round);
+                        Equal(IsoConnectPhase.None, c.ConnectPhase, "phase after reconnect " + round);
+                        Equal(1024, c.TpduSize, "TPDU size after reconnect " + round);
+                        SetupCommunication(c);
+                        var data = ReadDb(c, ++seq, 1, 100, 8);
+                        BytesEqual(db1.Skip(100).Take(8).ToArray(), data, "DB1.100 x 8 after reconnect " + round);
+                    }
                 }
             }
             finally
@@ -556,6 +655,17 @@ static class BindingTests
                 if (!server.WaitForExit(5000)) server.Kill();
             }
         }
+    }
+
+    /// <summary>S7 setup communication, PDU 480, with the answer checked.</summary>
+    static void SetupCommunication(IsoConnection c)
+    {
+        c.Send(new byte[] { 0x32, 0x01, 0, 0, 0, 0, 0, 0x08, 0, 0, 0xF0, 0, 0, 1, 0, 1, 0x01, 0xE0 });
+        var setup = c.Receive(5000);
+        Equal((byte)0x32, setup[0], "S7 protocol id");
+        Equal((byte)0x03, setup[1], "ack-data");
+        Equal((byte)0xF0, setup[12], "setup function");
+        Equal(480, (setup[18] << 8) | setup[19], "negotiated PDU");
     }
 
     /// <summary>An S7 read-var request for one DB range; returns the data of the answer.</summary>

@@ -16,7 +16,7 @@ To run python-snap7's ``snap7.client.Client`` on it, replace the class the clien
 """
 
 from . import _lib
-from .connection import ISOTCPConnection, TPDUSize
+from .connection import ConnectPhase, ISOTCPConnection, TPDUSize
 from .errors import S7ConnectionError, S7ConnectionTimeoutError, S7Error, S7TimeoutError
 
 __version__ = "0.1.0"
@@ -24,6 +24,7 @@ library_version = _lib.version()
 library_path = _lib.LIBRARY_PATH
 
 __all__ = [
+    "ConnectPhase",
     "ISOTCPConnection",
     "S7ConnectionError",
     "S7ConnectionTimeoutError",

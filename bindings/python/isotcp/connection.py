@@ -24,6 +24,26 @@ _U32_MAX = 0xFFFFFFFF
 _RECV_BUFFER = 65536
 
 
+class ConnectPhase(IntEnum):
+    """Where a connect failed (``iso_get_connect_phase``)."""
+
+    #: The connect succeeded, or none ran (also: the failure was not a connect's).
+    NONE = _lib.ISO_PHASE_NONE
+    #: Resolving the host name failed.
+    RESOLVE = _lib.ISO_PHASE_RESOLVE
+    #: No address completed the TCP connect: the PLC is unreachable.
+    TCP = _lib.ISO_PHASE_TCP
+    #: TCP was up and the CR sent, but no CC confirmed it: the PLC is reachable and refused
+    #: (usually TSAP, rack or slot) or did not answer.
+    COTP = _lib.ISO_PHASE_COTP
+
+
+# iso_set_user_timeout's range in ms (0 is the system's default) and
+# iso_set_connect_attempt_delay's.
+_USER_TIMEOUT_MAX_MS = 2073600000
+_ATTEMPT_DELAY_MAX_MS = 10000
+
+
 class TPDUSize(IntEnum):
     """TPDU sizes of ISO 8073, as the exponent: size = 2 ** value bytes."""
 
@@ -59,11 +79,28 @@ def _tsap_bytes(name, tsap):
     return _check_u16(name, tsap).to_bytes(2, "big")
 
 
-def _error(cls, text, code, detail):
+def _error(cls, text, code, detail, os_error=0, phase=ConnectPhase.NONE):
     e = cls(f"{text}: {detail}" if detail else text)
     e.iso_code = code
     e.iso_name = _lib.code_name(code)
+    e.os_error = os_error
+    e.phase = ConnectPhase(phase)
     return e
+
+
+def _connect_phase(ptr):
+    phase = ctypes.c_int32(_lib.ISO_PHASE_NONE)
+    _lib.iso_get_connect_phase(ptr, ctypes.byref(phase))
+    return ConnectPhase(phase.value)
+
+
+def _ms_in_range(name, seconds, low_ms, high_ms):
+    """Seconds as whole milliseconds (rounded up), which must lie in low_ms..high_ms."""
+    value = float(seconds)
+    ms = math.ceil(value * 1000) if value == value and value >= 0 else -1
+    if not low_ms <= ms <= high_ms:
+        raise ValueError(f"{name} {seconds!r} s is outside {low_ms / 1000:g}..{high_ms / 1000:g} s")
+    return ms
 
 
 class _Handle:
@@ -148,6 +185,10 @@ class ISOTCPConnection:
     (the negotiated TPDU size in bytes; 240 before connecting), ``timeout`` (seconds: the
     connect deadline, each send's deadline as set at connect, and each receive's deadline),
     ``src_ref``, ``dst_ref`` and ``socket`` (None when not connected).
+
+    Beyond python-snap7: ``reconnect``, ``set_user_timeout``, ``set_connect_attempt_delay``,
+    ``last_os_error`` and ``connect_phase``; the exceptions raised for a library result code
+    carry ``os_error`` and ``phase`` besides ``iso_code`` and ``iso_name``.
     """
 
     # COTP PDU types
@@ -207,6 +248,11 @@ class ISOTCPConnection:
         self._dest_rack = 0
         self._dest_slot = 0
 
+        self._user_timeout_ms = _lib.ISO_USER_TIMEOUT_FROM_KEEPALIVE
+        self._attempt_delay_ms = 250
+        self._os_error = 0
+        self._phase = ConnectPhase.NONE
+
         self._handle: Optional[_Handle] = None
         self._recv_lock = threading.Lock()
         self._recv_buf = ctypes.create_string_buffer(_RECV_BUFFER)
@@ -242,12 +288,89 @@ class ISOTCPConnection:
         self._dest_slot = int(dest_slot)
         self._routing_tsap = 0x0100 | (self._dest_rack << 5) | self._dest_slot
 
+    # ----------------------------------------------------------------------------------------
+    # Beyond python-snap7
+    # ----------------------------------------------------------------------------------------
+
+    def set_user_timeout(self, seconds: Optional[float]) -> None:
+        """Bounds how long sent data may stay unacknowledged before the system gives up on the
+        connection (TCP_USER_TIMEOUT; whole seconds on Windows), so a PLC that vanished under a
+        pending request fails ``receive_data``/``send_data`` (``os_error`` ETIMEDOUT) instead of
+        after about 15 minutes of retransmissions. ``seconds``: 0.001..2073600 (rounded up to
+        whole milliseconds); 0 for the system's default; None (the default) for idle + interval
+        x count of the keep-alive settings. Takes effect at the next ``connect``; ValueError
+        outside the range."""
+        if seconds is None:
+            self._user_timeout_ms = _lib.ISO_USER_TIMEOUT_FROM_KEEPALIVE
+        else:
+            self._user_timeout_ms = _ms_in_range("user timeout", seconds, 0, _USER_TIMEOUT_MAX_MS)
+
+    @property
+    def user_timeout(self) -> Optional[float]:
+        """The user timeout in seconds as set by ``set_user_timeout`` (None: from keep-alive)."""
+        if self._user_timeout_ms == _lib.ISO_USER_TIMEOUT_FROM_KEEPALIVE:
+            return None
+        return self._user_timeout_ms / 1000
+
+    def set_connect_attempt_delay(self, seconds: float) -> None:
+        """Sets the delay between the starts of TCP connects to successive addresses of a host
+        name that resolves to several (IPv6 and IPv4, the two CPUs of a redundant pair):
+        0..10 s, rounded up to whole milliseconds (default 0.25). Takes effect at the next
+        ``connect``; ValueError outside the range."""
+        self._attempt_delay_ms = _ms_in_range("connect attempt delay", seconds, 0, _ATTEMPT_DELAY_MAX_MS)
+
+    @property
+    def connect_attempt_delay(self) -> float:
+        """The connect attempt delay in seconds (default 0.25)."""
+        return self._attempt_delay_ms / 1000
+
+    @property
+    def last_os_error(self) -> int:
+        """The OS error code (errno; the WSA code on Windows) behind the last failure this
+        connection raised, e.g. 111 (ECONNREFUSED); 0 when it had none or before any."""
+        return self._os_error
+
+    @property
+    def connect_phase(self) -> ConnectPhase:
+        """Where the last ``connect``/``reconnect`` failed; ``ConnectPhase.NONE`` after a
+        successful one or before any."""
+        return self._phase
+
+    def reconnect(self, timeout: float = 5.0) -> None:
+        """Ends the connection and connects again within ``timeout`` seconds, with the settings
+        of the last ``connect`` (attributes changed since take effect at the next ``connect``):
+        while the COTP connection is up a DR goes out first, so the PLC releases its side at
+        once; after a lost connection (``connected`` False) it just connects. Without a
+        connection made before it is ``connect(timeout)``. ``timeout`` becomes the receive
+        deadline, as with ``connect``. Raises as ``connect``."""
+        handle = self._handle
+        ptr = handle.acquire() if handle is not None else None
+        if ptr is None:
+            self.connect(timeout)
+            return
+        self.timeout = timeout
+        try:
+            self.connected = False
+            try:
+                self._connect_handle(ptr, _lib.iso_reconnect, _timeout_ms(timeout))
+            finally:
+                handle.release()
+            self.connected = True
+            logger.info(f"Reconnected to {self.host}:{self.port}, PDU size: {self.pdu_size}")
+        except Exception as e:
+            self.disconnect()
+            if isinstance(e, (S7ConnectionError, S7TimeoutError)):
+                raise
+            raise S7ConnectionError(f"Connection failed: {e}") from e
+
     def connect(self, timeout: float = 5.0) -> None:
         """Connects (TCP, then COTP CR/CC) within ``timeout`` seconds.
 
         Raises S7ConnectionError (refused, unreachable, name not resolved, rejected, closed,
         malformed answer, bad parameters), or S7ConnectionTimeoutError (both an
-        S7ConnectionError and an S7TimeoutError) when the deadline passed.
+        S7ConnectionError and an S7TimeoutError) when the deadline passed. The exception's
+        ``phase`` says where it stopped (``ConnectPhase.TCP``: unreachable, ``os_error`` e.g.
+        111 ECONNREFUSED; ``ConnectPhase.COTP``: reachable, but ISO refused or unanswered).
         """
         self.timeout = timeout
         try:
@@ -290,14 +413,15 @@ class ISOTCPConnection:
             if rc == _lib.ISO_OK:
                 return
             detail = _lib.last_error(ptr)
+            os_error = self._os_error = _lib.last_os_error(ptr)
         finally:
             handle.release()
         if rc == _lib.ISO_E_TOO_LARGE or rc == _lib.ISO_E_INVALID:
-            raise _error(S7ConnectionError, "Send failed", rc, detail)
+            raise _error(S7ConnectionError, "Send failed", rc, detail, os_error)
         self.connected = False
         if rc == _lib.ISO_E_TIMEOUT or rc == _lib.ISO_E_WOULD_BLOCK:
-            raise _error(S7ConnectionTimeoutError, "Send timeout", rc, detail)
-        raise _error(S7ConnectionError, "Send failed", rc, detail)
+            raise _error(S7ConnectionTimeoutError, "Send timeout", rc, detail, os_error)
+        raise _error(S7ConnectionError, "Send failed", rc, detail, os_error)
 
     def receive_data(self) -> bytes:
         """Receives one whole S7 PDU (reassembled from its DTs), waiting up to ``timeout``.
@@ -324,15 +448,16 @@ class ISOTCPConnection:
                         self._recv_buf = ctypes.create_string_buffer(self._recv_len.value)
                         continue
                     detail = _lib.last_error(ptr)
+                    os_error = self._os_error = _lib.last_os_error(ptr)
                     break
             finally:
                 handle.release()
         self.connected = False
         if rc == _lib.ISO_E_TIMEOUT or rc == _lib.ISO_E_WOULD_BLOCK:
-            raise _error(S7TimeoutError, "Receive timeout", rc, detail)
+            raise _error(S7TimeoutError, "Receive timeout", rc, detail, os_error)
         if rc == _lib.ISO_E_CLOSED:
-            raise _error(S7ConnectionError, "Connection closed by peer", rc, detail)
-        raise _error(S7ConnectionError, "Receive failed", rc, detail)
+            raise _error(S7ConnectionError, "Connection closed by peer", rc, detail, os_error)
+        raise _error(S7ConnectionError, "Receive failed", rc, detail, os_error)
 
     def data_available(self, timeout: float = 0.0) -> bool:
         """Waits up to ``timeout`` seconds (0 = just look, None = no limit) until
@@ -419,7 +544,10 @@ class ISOTCPConnection:
         ptr = _lib.ConnPtr()
         rc = _lib.iso_create(host, port, ctypes.byref(ptr))
         if rc != _lib.ISO_OK:
-            raise _error(S7ConnectionError, "Connection failed", rc, _lib.thread_last_error())
+            detail = _lib.thread_last_error()
+            self._os_error = _lib.thread_last_os_error()
+            self._phase = ConnectPhase.NONE
+            raise _error(S7ConnectionError, "Connection failed", rc, detail, self._os_error)
         handle = _Handle(ptr)
         self._handle = handle
         # Counted as in use, so a disconnect from another thread cannot free it meanwhile.
@@ -432,7 +560,10 @@ class ISOTCPConnection:
     def _configure_and_connect(self, ptr, local, remote, exponent, timeout_ms):
         def setup(rc):
             if rc != _lib.ISO_OK:
-                raise _error(S7ConnectionError, "Connection failed", rc, _lib.last_error(ptr))
+                detail = _lib.last_error(ptr)
+                self._os_error = _lib.last_os_error(ptr)
+                self._phase = ConnectPhase.NONE
+                raise _error(S7ConnectionError, "Connection failed", rc, detail, self._os_error)
 
         if len(local) == 2 and len(remote) == 2:
             setup(_lib.iso_set_tsap(ptr, int.from_bytes(local, "big"), int.from_bytes(remote, "big")))
@@ -444,13 +575,21 @@ class ISOTCPConnection:
         if self._routing:
             setup(_lib.iso_set_routing(ptr, self._subnet_id, self._dest_rack, self._dest_slot))
         setup(_lib.iso_set_send_timeout(ptr, timeout_ms))
+        setup(_lib.iso_set_user_timeout(ptr, self._user_timeout_ms))
+        setup(_lib.iso_set_connect_attempt_delay(ptr, self._attempt_delay_ms))
+        self._connect_handle(ptr, _lib.iso_connect, timeout_ms)
 
-        rc = _lib.iso_connect(ptr, timeout_ms)
+    def _connect_handle(self, ptr, connect, timeout_ms):
+        """Runs iso_connect or iso_reconnect; records the phase, and the failure's OS error."""
+        rc = connect(ptr, timeout_ms)
+        self._phase = _connect_phase(ptr)
         if rc != _lib.ISO_OK:
             detail = _lib.last_error(ptr)
+            self._os_error = _lib.last_os_error(ptr)
+            cls, text = S7ConnectionError, "Connection failed"
             if rc == _lib.ISO_E_TIMEOUT or rc == _lib.ISO_E_WOULD_BLOCK:
-                raise _error(S7ConnectionTimeoutError, "Connection timeout", rc, detail)
-            raise _error(S7ConnectionError, "Connection failed", rc, detail)
+                cls, text = S7ConnectionTimeoutError, "Connection timeout"
+            raise _error(cls, text, rc, detail, self._os_error, self._phase)
         size = ctypes.c_uint32(0)
         if _lib.iso_get_tpdu_size(ptr, ctypes.byref(size)) == _lib.ISO_OK:
             self.pdu_size = size.value

@@ -6,7 +6,10 @@ connection class. Without python-snap7, local classes with the same names, hiera
 constructor (``message, error_code=None``) stand in.
 
 Every exception raised for a library result code also carries ``iso_code`` (the negative
-``ISO_E_*`` value) and ``iso_name`` (its symbolic name).
+``ISO_E_*`` value), ``iso_name`` (its symbolic name), ``os_error`` (the OS error code behind
+it, e.g. 111 ECONNREFUSED; 0 when it had none) and ``phase`` (an ``isotcp.ConnectPhase``: for a
+failed ``connect``/``reconnect`` where it stopped, ``ConnectPhase.NONE`` for other failures),
+both read right after the failing call.
 """
 
 try:

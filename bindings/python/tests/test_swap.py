@@ -10,13 +10,15 @@
   python-snap7's ``snap7.connection.ISOTCPConnection`` with the same expectations, against
   scripted peers on loopback and the S7 server.
 - IsotcpOnlyTests: what only the library does (nothing lost on a timeout, reassembly,
-  segmentation, disconnect waking a blocked receive).
+  segmentation, disconnect waking a blocked receive, the OS error and connect phase of a
+  failure, reconnect against the S7 server, the user-timeout and attempt-delay settings).
 - LowLevelTests: the ctypes layer (every header function declared, codes, last errors).
 
 The library comes from ISOTCP_LIBRARY or the usual places (see isotcp/_lib.py). Without
 python-snap7 the tests that need it are skipped, or fail when ISOTCP_REQUIRE_PEERS=1.
 """
 
+import errno
 import os
 import re
 import select
@@ -651,6 +653,90 @@ class IsotcpOnlyTests(unittest.TestCase):
             error, elapsed = outcome[0]
             self.assertIsInstance(error, S7ConnectionError)
             self.assertLess(elapsed, 5.0)
+
+    def test_refused_port_has_os_error_and_tcp_phase(self):
+        conn = isotcp.ISOTCPConnection("127.0.0.1", free_port())
+        self.assertEqual(conn.last_os_error, 0)
+        self.assertEqual(conn.connect_phase, isotcp.ConnectPhase.NONE)
+        with self.assertRaises(S7ConnectionError) as ctx:
+            conn.connect(timeout=3.0)
+        e = ctx.exception
+        self.assertEqual(e.iso_code, _lib.ISO_E_REFUSED)
+        self.assertEqual(e.os_error, errno.ECONNREFUSED)  # 111 on Linux
+        self.assertIs(e.phase, isotcp.ConnectPhase.TCP)
+        self.assertEqual(conn.last_os_error, errno.ECONNREFUSED)
+        self.assertIs(conn.connect_phase, isotcp.ConnectPhase.TCP)
+        # reconnect without a connection is a connect: the same again.
+        with self.assertRaises(S7ConnectionError) as ctx:
+            conn.reconnect(timeout=3.0)
+        self.assertEqual(ctx.exception.os_error, errno.ECONNREFUSED)
+        self.assertIs(ctx.exception.phase, isotcp.ConnectPhase.TCP)
+        self.assertFalse(conn.connected)
+
+    def test_unanswered_cr_and_dr_fail_in_the_cotp_phase(self):
+        cases = ((silent, S7TimeoutError, _lib.ISO_E_TIMEOUT), (dr_reply, S7ConnectionError, _lib.ISO_E_REJECTED))
+        for script, cls, code in cases:
+            with self.subTest(script=script.__name__), Peer(script) as peer:
+                conn = isotcp.ISOTCPConnection("127.0.0.1", peer.port)
+                with self.assertRaises(cls) as ctx:
+                    conn.connect(timeout=0.3)
+                e = ctx.exception
+                self.assertEqual(e.iso_code, code)
+                self.assertIs(e.phase, isotcp.ConnectPhase.COTP)
+                self.assertEqual(e.os_error, 0)  # the library's own deadline, or a DR
+                self.assertIs(conn.connect_phase, isotcp.ConnectPhase.COTP)
+
+    def test_user_timeout_and_attempt_delay(self):
+        conn = isotcp.ISOTCPConnection("127.0.0.1", server().port if HAVE_SNAP7 else 102)
+        self.assertIsNone(conn.user_timeout)
+        self.assertEqual(conn.connect_attempt_delay, 0.25)
+        for seconds, expected in ((0, 0.0), (0.001, 0.001), (0.0001, 0.001), (20, 20.0), (2073600, 2073600.0), (None, None)):
+            conn.set_user_timeout(seconds)
+            self.assertEqual(conn.user_timeout, expected)
+        for seconds in (-0.001, 2073600.001, float("nan"), 1e12):
+            with self.assertRaises(ValueError):
+                conn.set_user_timeout(seconds)
+        self.assertIsNone(conn.user_timeout)
+        for seconds in (0, 0.1, 10):
+            conn.set_connect_attempt_delay(seconds)
+            self.assertEqual(conn.connect_attempt_delay, seconds)
+        for seconds in (-1, 10.001, float("nan")):
+            with self.assertRaises(ValueError):
+                conn.set_connect_attempt_delay(seconds)
+        self.assertEqual(conn.connect_attempt_delay, 10)
+        # Values the library refuses surface as its invalid-argument error at connect.
+        conn._user_timeout_ms = 2073600001
+        with self.assertRaises(S7ConnectionError) as ctx:
+            conn.connect(timeout=1.0)
+        self.assertEqual(ctx.exception.iso_code, _lib.ISO_E_INVALID)
+        self.assertIs(ctx.exception.phase, isotcp.ConnectPhase.NONE)
+        conn.set_user_timeout(None)
+        conn._attempt_delay_ms = 10001
+        with self.assertRaises(S7ConnectionError) as ctx:
+            conn.connect(timeout=1.0)
+        self.assertEqual(ctx.exception.iso_code, _lib.ISO_E_INVALID)
+
+    def test_reconnect_five_times_against_the_s7_server(self):
+        need_snap7(self)
+        conn = isotcp.ISOTCPConnection("127.0.0.1", server().port)
+        conn.set_user_timeout(20)
+        conn.set_connect_attempt_delay(0.1)
+        conn.connect(timeout=5.0)
+        try:
+            for attempt in range(6):
+                if attempt:
+                    conn.reconnect(timeout=5.0)
+                self.assertTrue(conn.connected)
+                self.assertTrue(conn.check_connection())
+                self.assertIs(conn.connect_phase, isotcp.ConnectPhase.NONE)
+                self.assertEqual(conn.pdu_size, 1024)
+                conn.send_data(SETUP_REQUEST)
+                reply = conn.receive_data()
+                self.assertEqual(reply[:2], b"\x32\x03")
+                self.assertEqual(reply[12], 0xF0)
+                self.assertEqual(struct.unpack(">H", reply[18:20])[0], 480)
+        finally:
+            conn.disconnect()
 
     def test_bad_arguments_are_connection_errors(self):
         for kwargs in ({"port": 70000}, {"local_tsap": 0x10000}, {"tpdu_size": 0x0E}, {"remote_tsap": b""}):
