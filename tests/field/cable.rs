@@ -233,6 +233,9 @@ fn busy_pull_default(flavor: Flavor, test: &'static str) {
             IDLE_LOSS_MIN,
             IDLE_LOSS_MAX,
         );
+        crate::net::note(&format!(
+            "field::{test}: busy loss with the derived user timeout reported after {t:?}"
+        ));
         assert_eq!(c.check(), 0);
         drop(plc);
     });

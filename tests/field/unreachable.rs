@@ -198,6 +198,9 @@ fn first_address_dead_connects_in_about_250_ms() {
             Duration::from_millis(250),
             Duration::from_millis(250) + SLACK,
         );
+        super::net::note(&format!(
+            "field::{test}: connected in {t:?} with the first address dead"
+        ));
         negotiate(&c, 1);
         drop(plc);
     });
