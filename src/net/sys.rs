@@ -244,6 +244,7 @@ pub fn is_timed_out(e: &io::Error) -> bool {
 /// `None` asks for the system's default. On Linux that is the option's value 0. `TCP_MAXRT`
 /// has no value meaning "default" (-1 means "never give up"), so on Windows `None` leaves the
 /// option as it is: a new socket has the system's default, so set it before anything else.
+/// Where Windows' stack lacks the option (Wine), nothing is set and the system's bound stays.
 pub fn set_user_timeout(sock: &Socket, timeout: Option<Duration>) -> io::Result<()> {
     let timeout = timeout.filter(|t| !t.is_zero());
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -256,7 +257,7 @@ pub fn set_user_timeout(sock: &Socket, timeout: Option<Duration>) -> io::Result<
     {
         use std::os::windows::io::AsRawSocket;
         use windows_sys::Win32::Networking::WinSock::{
-            setsockopt, IPPROTO_TCP, SOCKET_ERROR, TCP_MAXRT,
+            setsockopt, IPPROTO_TCP, SOCKET_ERROR, TCP_MAXRT, WSAEINVAL, WSAENOPROTOOPT,
         };
         let Some(t) = timeout else {
             return Ok(());
@@ -273,7 +274,14 @@ pub fn set_user_timeout(sock: &Socket, timeout: Option<Duration>) -> io::Result<
             )
         };
         if rc == SOCKET_ERROR {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            // A stack without the option (Wine's refuses TCP_MAXRT) keeps its own retransmission
+            // limit: the connection still works, with the system's bound.
+            let unsupported = [WSAENOPROTOOPT, WSAEINVAL].map(Some);
+            if unsupported.contains(&e.raw_os_error()) {
+                return Ok(());
+            }
+            return Err(e);
         }
         Ok(())
     }
