@@ -111,6 +111,12 @@ extern "C" {
 #define ISO_E_POISONED -14
 
 /**
+ * TLS failed: handshake, certificate rejected, a bad record or an alert (the last error says
+ * which).
+ */
+#define ISO_E_TLS -15
+
+/**
  * major << 16 | minor << 8 | patch; equal to `iso_version_number()`.
  */
 #define ISO_VERSION_NUMBER 256

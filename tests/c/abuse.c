@@ -76,6 +76,7 @@ static const char *code_name(int32_t rc) {
     case ISO_E_IO: return "ISO_E_IO";
     case ISO_E_PANIC: return "ISO_E_PANIC";
     case ISO_E_POISONED: return "ISO_E_POISONED";
+    case ISO_E_TLS: return "ISO_E_TLS";
     case 1: return "1";
     default: return "(other)";
     }
@@ -254,23 +255,23 @@ static int intact_msg(const uint8_t *buf, size_t len, uint32_t *tag, uint32_t *s
 
 static void static_functions(void) {
     int32_t code;
-    const char *texts[16];
+    const char *texts[17];
     size_t i, k;
     begin("static functions");
-    for (code = ISO_E_POISONED; code <= ISO_OK; code++) {
+    for (code = ISO_E_TLS; code <= ISO_OK; code++) {
         const char *t = iso_strerror(code);
         EXPECT_TRUE(t != NULL && t[0] != '\0');
         texts[-code] = t;
     }
-    for (i = 0; i < 15; i++)
-        for (k = i + 1; k < 15; k++) check(texts[i] && texts[k] && strcmp(texts[i], texts[k]) != 0,
+    for (i = 0; i < 16; i++)
+        for (k = i + 1; k < 16; k++) check(texts[i] && texts[k] && strcmp(texts[i], texts[k]) != 0,
                                            "iso_strerror(-%zu) and iso_strerror(-%zu) are the same text", i, k);
     {
-        const int32_t unknown[] = {1, 2, -15, -100, INT32_MIN, INT32_MAX};
+        const int32_t unknown[] = {1, 2, -16, -100, INT32_MIN, INT32_MAX};
         for (i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
             const char *t = iso_strerror(unknown[i]);
             check(t != NULL && t[0] != '\0', "iso_strerror(%ld) is NULL or empty", (long)unknown[i]);
-            for (k = 0; t && k < 15; k++)
+            for (k = 0; t && k < 16; k++)
                 check(texts[k] == NULL || strcmp(t, texts[k]) != 0,
                       "iso_strerror(%ld) repeats the text of code -%zu", (long)unknown[i], k);
         }

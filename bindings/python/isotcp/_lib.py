@@ -53,6 +53,7 @@ ISO_E_BUFFER_TOO_SMALL = -11
 ISO_E_IO = -12
 ISO_E_PANIC = -13
 ISO_E_POISONED = -14
+ISO_E_TLS = -15
 
 CODE_NAMES = {
     value: name

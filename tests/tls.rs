@@ -1,0 +1,255 @@
+//! TLS inside COTP: our client against our listener in both roles, over loopback. The test CA
+//! and certificates are made at test time with the `openssl` command.
+#![cfg(feature = "tls")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::thread;
+use std::time::Duration;
+
+use isotcp::net::tls::{TlsConfig, TlsSession, TLS1_2};
+use isotcp::net::{Config, Connection, Listener};
+use isotcp::Error;
+
+const T: Duration = Duration::from_secs(10);
+
+struct Pki {
+    dir: PathBuf,
+    /// SHA-256 of the server certificate (DER).
+    pin: Vec<u8>,
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command (install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A CA and a server certificate it signed, made once per test run.
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("isotcp-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=isotcp test CA"];
+        ca.extend_from_slice(&ec);
+        ca.extend_from_slice(&["-keyout", "ca.key", "-out", "ca.pem"]);
+        ca.extend_from_slice(&["-addext", "basicConstraints=critical,CA:TRUE"]);
+        ca.extend_from_slice(&["-addext", "keyUsage=critical,keyCertSign"]);
+        openssl(&dir, &ca);
+        let mut req = vec!["req", "-new", "-subj", "/CN=plc"];
+        req.extend_from_slice(&ec);
+        req.extend_from_slice(&["-keyout", "server.key", "-out", "server.csr"]);
+        openssl(&dir, &req);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:plc.example\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        openssl(
+            &dir,
+            &[
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem",
+            ],
+        );
+        let der = openssl(&dir, &["x509", "-in", "server.pem", "-outform", "DER"]);
+        std::fs::write(dir.join("server.der"), &der).unwrap();
+        let digest = openssl(&dir, &["dgst", "-sha256", "-binary", "server.der"]);
+        Pki { dir, pin: digest }
+    })
+}
+
+fn server_config() -> TlsConfig {
+    let p = pki();
+    let mut cfg = TlsConfig::new();
+    cfg.set_identity_files(p.path("server.pem"), p.path("server.key"));
+    cfg
+}
+
+/// A COTP connection pair over loopback with the given TPDU size: (client, server).
+fn pair(tpdu: u32) -> (Connection, Connection) {
+    let listener = Listener::bind(Some("127.0.0.1"), 0).unwrap();
+    // A 64 KiB message grows by its records' overhead: allow larger TSDUs.
+    listener
+        .configure(|c| c.transfer_mut().set_max_message(256 << 10))
+        .unwrap();
+    let port = listener.port();
+    let mut config = Config::new("127.0.0.1", port).unwrap();
+    config.set_tpdu_size(tpdu).unwrap();
+    config.transfer_mut().set_max_message(256 << 10).unwrap();
+    let client = Connection::new(config);
+    let accept = thread::spawn(move || listener.accept(T).unwrap());
+    client.connect(T).unwrap();
+    let server = accept.join().unwrap();
+    assert_eq!(client.tpdu_size().unwrap(), tpdu);
+    (client, server)
+}
+
+/// Both handshakes; the server runs on its own thread.
+fn start(
+    tpdu: u32,
+    client_cfg: TlsConfig,
+    server_cfg: TlsConfig,
+) -> (
+    Connection,
+    isotcp::Result<TlsSession>,
+    Connection,
+    isotcp::Result<TlsSession>,
+) {
+    let (client, server) = pair(tpdu);
+    let srv = thread::spawn(move || {
+        let s = TlsSession::server(&server, &server_cfg, T);
+        (server, s)
+    });
+    let c = TlsSession::client(&client, &client_cfg, T);
+    let (server, s) = srv.join().unwrap();
+    (client, c, server, s)
+}
+
+fn pinned() -> TlsConfig {
+    let mut cfg = TlsConfig::new();
+    cfg.set_pin_sha256(&pki().pin).unwrap();
+    cfg
+}
+
+fn message(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + len) as u8).collect()
+}
+
+fn exchange(tpdu: u32, client_cfg: TlsConfig) {
+    let (client, c, server, s) = start(tpdu, client_cfg, server_config());
+    let (c, s) = (c.unwrap(), s.unwrap());
+    let sizes = [1, 2, 100, 1000, 4096, 20_000, 65_536];
+    let echo = thread::spawn(move || {
+        let mut buf = vec![0u8; 70_000];
+        for _ in 0..sizes.len() {
+            let n = s.recv(&server, &mut buf, T).unwrap();
+            s.send(&server, &buf[..n]).unwrap();
+        }
+        (server, s)
+    });
+    let mut buf = vec![0u8; 70_000];
+    for len in sizes {
+        let m = message(len);
+        c.send(&client, &m).unwrap();
+        let n = c.recv(&client, &mut buf, T).unwrap();
+        assert_eq!(&buf[..n], &m[..], "message of {len} bytes at TPDU {tpdu}");
+    }
+    echo.join().unwrap();
+}
+
+#[test]
+fn pinned_round_trips_tpdu_128() {
+    exchange(128, pinned());
+}
+
+#[test]
+fn pinned_round_trips_tpdu_1024() {
+    exchange(1024, pinned());
+}
+
+#[test]
+fn ca_file_round_trips_tls12() {
+    let mut cfg = TlsConfig::new();
+    cfg.set_ca_file(pki().path("ca.pem"));
+    cfg.set_versions(TLS1_2, TLS1_2).unwrap();
+    exchange(1024, cfg);
+}
+
+#[test]
+fn ca_file_with_server_name() {
+    let mut good = TlsConfig::new();
+    good.set_ca_file(pki().path("ca.pem"));
+    good.set_server_name(Some("plc.example")).unwrap();
+    exchange(512, good);
+
+    let mut wrong = TlsConfig::new();
+    wrong.set_ca_file(pki().path("ca.pem"));
+    wrong.set_server_name(Some("other.example")).unwrap();
+    let (client, c, _server, _s) = start(1024, wrong, server_config());
+    let err = c.unwrap_err();
+    assert!(matches!(err, Error::Tls(_)), "{err}");
+    assert!(!client.is_alive());
+}
+
+#[test]
+fn insecure_accepts_any_certificate() {
+    let mut cfg = TlsConfig::new();
+    cfg.set_insecure(true);
+    exchange(256, cfg);
+}
+
+#[test]
+fn wrong_pin_names_both_pins() {
+    let mut cfg = TlsConfig::new();
+    cfg.set_pin_sha256(&[0xab; 32]).unwrap();
+    let (client, c, _server, s) = start(1024, cfg, server_config());
+    let msg = c.unwrap_err().to_string();
+    assert!(msg.contains(&"ab".repeat(32)), "{msg}");
+    let seen: String = pki().pin.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(msg.contains(&seen), "{msg}");
+    assert!(s.is_err());
+    assert!(!client.is_alive());
+}
+
+#[test]
+fn no_verification_set_is_invalid() {
+    let (client, _server) = pair(1024);
+    let err = TlsSession::client(&client, &TlsConfig::new(), T).unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("pin"), "{err}");
+}
+
+#[test]
+fn exporter_agrees_and_peer_certificate_is_the_servers() {
+    let (_client, c, _server, s) = start(1024, pinned(), server_config());
+    let (c, s) = (c.unwrap(), s.unwrap());
+    let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+    c.export_keying_material(&mut a, b"EXPERIMENTAL_OMS", None)
+        .unwrap();
+    s.export_keying_material(&mut b, b"EXPERIMENTAL_OMS", None)
+        .unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, [0u8; 32]);
+    let der = std::fs::read(pki().path("server.der")).unwrap();
+    assert_eq!(c.peer_certificate().unwrap(), der);
+}
+
+#[test]
+fn zero_timeout_would_block_and_loses_nothing() {
+    let (client, c, server, s) = start(1024, pinned(), server_config());
+    let (c, s) = (c.unwrap(), s.unwrap());
+    let mut buf = [0u8; 64];
+    let err = c.recv(&client, &mut buf, Duration::ZERO).unwrap_err();
+    assert!(matches!(err, Error::WouldBlock(_)), "{err}");
+    let err = c
+        .recv(&client, &mut buf, Duration::from_millis(50))
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    s.send(&server, b"hello").unwrap();
+    let n = loop {
+        match c.recv(&client, &mut buf, Duration::ZERO) {
+            Ok(n) => break n,
+            Err(Error::WouldBlock(_)) => thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(&buf[..n], b"hello");
+}
