@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
-use isotcp::net::tls::{TlsConfig, TlsSession, TLS1_2};
+use isotcp::net::tls::{TlsConfig, TlsSession, TLS1_2, TLS1_3};
 use isotcp::net::{Config, Connection, Listener};
 use isotcp::Error;
 
@@ -252,4 +252,80 @@ fn zero_timeout_would_block_and_loses_nothing() {
         }
     };
     assert_eq!(&buf[..n], b"hello");
+}
+
+#[test]
+fn each_record_fills_one_dt_of_the_tpdu() {
+    for (tpdu, tls12) in [(128, false), (1024, false), (128, true), (1024, true)] {
+        let mut cfg = pinned();
+        if tls12 {
+            cfg.set_versions(TLS1_2, TLS1_2).unwrap();
+        }
+        let (client, c, server, s) = start(tpdu, cfg, server_config());
+        let (c, s) = (c.unwrap(), s.unwrap());
+        assert_eq!(c.protocol_version(), if tls12 { TLS1_2 } else { TLS1_3 });
+        let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+        let sink = frames.clone();
+        client.set_trace_callback(Some(Box::new(move |sent, frame| {
+            if sent {
+                sink.lock().unwrap().push(frame.to_vec());
+            }
+        })));
+        let m = message(5000);
+        c.send(&client, &m).unwrap();
+        let mut buf = vec![0u8; 6000];
+        assert_eq!(s.recv(&server, &mut buf, T).unwrap(), m.len());
+        assert_eq!(&buf[..m.len()], &m[..]);
+        let frames = frames.lock().unwrap();
+        assert!(frames.len() > 1);
+        for (i, f) in frames.iter().enumerate() {
+            assert!(f.len() - 4 <= tpdu as usize, "DT {i} above TPDU {tpdu}");
+            let payload = &f[7..];
+            // An application-data record, exactly the DT's payload.
+            assert_eq!(&payload[..3], &[0x17, 0x03, 0x03], "DT {i}");
+            let len = u16::from_be_bytes([payload[3], payload[4]]) as usize;
+            assert_eq!(
+                len + 5,
+                payload.len(),
+                "DT {i} at TPDU {tpdu}, TLS 1.2: {tls12}"
+            );
+            let last = i + 1 == frames.len();
+            assert_eq!(f[6] & 0x80 != 0, last, "EOT only on the last DT");
+            if !last {
+                assert_eq!(f.len() - 4, tpdu as usize, "a full DT");
+            }
+        }
+    }
+}
+
+#[test]
+fn silent_peer_mid_handshake_times_out_within_the_deadline() {
+    let (client, _server) = pair(1024);
+    let started = std::time::Instant::now();
+    let err = TlsSession::client(&client, &pinned(), Duration::from_millis(300)).unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(
+        !client.is_alive(),
+        "a failed handshake closes the connection"
+    );
+}
+
+#[test]
+fn garbage_instead_of_a_record_is_a_tls_error() {
+    let (client, server) = pair(1024);
+    let srv = thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        server.recv(&mut buf, T).unwrap(); // the ClientHello
+        server.send(b"this is not a TLS record at all").unwrap();
+        server
+    });
+    let err = TlsSession::client(&client, &pinned(), T).unwrap_err();
+    assert!(matches!(err, Error::Tls(_)), "{err}");
+    assert!(!client.is_alive());
+    srv.join().unwrap();
 }

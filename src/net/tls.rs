@@ -46,6 +46,9 @@ const DT_HEADER: usize = 3;
 const RECORD_HEADER: usize = 5;
 /// The largest sealing overhead of the suites offered (TLS 1.2 AES-GCM: nonce 8 + tag 16).
 const MAX_SEAL_OVERHEAD: usize = 24;
+/// The sealing overhead of TLS 1.3 (tag 16 + content type 1), the largest that handshake
+/// records carry: TLS 1.2 sends its handshake in clear, except the short Finished.
+const TLS13_SEAL_OVERHEAD: usize = 17;
 
 /// What a [`TlsSession`] verifies and presents. Cloned into each session.
 #[derive(Clone, Debug)]
@@ -205,10 +208,11 @@ fn crypto_provider() -> CryptoProvider {
     }
 }
 
-/// rustls' record size limit (plaintext plus the record header) so a sealed record fits a DT.
+/// rustls' record size limit (plaintext plus the record header) so a sealed handshake record
+/// fits a DT. Application data is cut by [`TlsSession::send`] to fit the negotiated suite.
 fn fragment_size(dt_payload: usize) -> Result<usize> {
     let size = dt_payload
-        .saturating_sub(MAX_SEAL_OVERHEAD)
+        .saturating_sub(TLS13_SEAL_OVERHEAD)
         .min(16 * 1024 + RECORD_HEADER);
     if size < 32 {
         return Err(Error::Invalid(format!(
@@ -416,7 +420,7 @@ impl TlsSession {
         let overhead = {
             let tls = session.tls.lock();
             match (tls.protocol_version(), tls.negotiated_cipher_suite()) {
-                (Some(ProtocolVersion::TLSv1_3), _) => 17,
+                (Some(ProtocolVersion::TLSv1_3), _) => TLS13_SEAL_OVERHEAD,
                 (_, Some(s))
                     if matches!(
                         s.suite(),
