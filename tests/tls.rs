@@ -329,3 +329,64 @@ fn garbage_instead_of_a_record_is_a_tls_error() {
     assert!(!client.is_alive());
     srv.join().unwrap();
 }
+
+/// A server driving rustls by hand, so the test decides how records are cut into TSDUs.
+fn raw_server(server: &Connection) -> rustls::ServerConnection {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let p = pki();
+    let certs = CertificateDer::pem_file_iter(p.path("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(p.path("server.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let mut tls = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    while tls.is_handshaking() {
+        if tls.wants_read() {
+            let n = server.recv(&mut buf, T).unwrap();
+            tls.read_tls(&mut &buf[..n]).unwrap();
+            tls.process_new_packets().unwrap();
+        }
+        let mut out = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut out).unwrap();
+        }
+        if !out.is_empty() {
+            server.send(&out).unwrap();
+        }
+    }
+    tls
+}
+
+#[test]
+fn a_record_split_over_two_tsdus_is_one_message() {
+    use std::io::Write;
+    let (client, server) = pair(1024);
+    let srv = thread::spawn(move || {
+        let mut tls = raw_server(&server);
+        // One record of 300 bytes, sent as two TSDUs cut inside the record.
+        tls.writer().write_all(&message(300)).unwrap();
+        let mut out = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut out).unwrap();
+        }
+        let cut = out.len() - 100;
+        server.send(&out[..cut]).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        server.send(&out[cut..]).unwrap();
+        (server, tls)
+    });
+    let c = TlsSession::client(&client, &pinned(), T).unwrap();
+    let mut buf = vec![0u8; 1000];
+    let n = c.recv(&client, &mut buf, T).unwrap();
+    assert_eq!(&buf[..n], &message(300)[..]);
+    srv.join().unwrap();
+}
