@@ -390,3 +390,214 @@ fn a_record_split_over_two_tsdus_is_one_message() {
     assert_eq!(&buf[..n], &message(300)[..]);
     srv.join().unwrap();
 }
+
+mod c_api {
+    use super::*;
+    use isotcp::ffi::codes::*;
+    use isotcp::ffi::conn::*;
+    use isotcp::ffi::listener::*;
+    use isotcp::ffi::queue::iso_queue_send;
+    use isotcp::ffi::tls::*;
+    use std::ffi::CString;
+    use std::ptr::{null, null_mut};
+
+    struct P<T>(*mut T);
+    unsafe impl<T> Send for P<T> {}
+
+    fn cstr(p: &Path) -> CString {
+        CString::new(p.to_str().unwrap()).unwrap()
+    }
+
+    fn last_error(c: *mut iso_conn) -> String {
+        let mut buf = [0u8; 512];
+        let mut needed = 0;
+        unsafe { iso_last_error(c, buf.as_mut_ptr().cast(), buf.len(), &mut needed) };
+        String::from_utf8_lossy(&buf[..needed.saturating_sub(1).min(511)]).into_owned()
+    }
+
+    fn config(f: impl FnOnce(*mut iso_tls_config)) -> *mut iso_tls_config {
+        let mut cfg = null_mut();
+        assert_eq!(unsafe { iso_tls_config_create(&mut cfg) }, ISO_OK);
+        f(cfg);
+        cfg
+    }
+
+    /// A C-level pair with TLS started on both sides: (client, server).
+    fn tls_pair(tpdu: u32, client_cfg: *mut iso_tls_config) -> (P<iso_conn>, P<iso_conn>) {
+        let p = pki();
+        let server_cfg = config(|cfg| unsafe {
+            let (c, k) = (cstr(&p.path("server.pem")), cstr(&p.path("server.key")));
+            assert_eq!(
+                iso_tls_config_set_identity_files(cfg, c.as_ptr(), k.as_ptr()),
+                ISO_OK
+            );
+        });
+        let mut l = null_mut();
+        assert_eq!(
+            unsafe { iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l) },
+            ISO_OK
+        );
+        let mut port = 0;
+        assert_eq!(unsafe { iso_listener_port(l, &mut port) }, ISO_OK);
+        let mut c = null_mut();
+        assert_eq!(
+            unsafe { iso_create(c"127.0.0.1".as_ptr(), port, &mut c) },
+            ISO_OK
+        );
+        assert_eq!(unsafe { iso_set_tpdu_size(c, tpdu) }, ISO_OK);
+        let (lp, scfg) = (P(l), P(server_cfg));
+        let srv = thread::spawn(move || {
+            let (lp, scfg) = (lp, scfg);
+            let mut s = null_mut();
+            assert_eq!(unsafe { iso_accept(lp.0, 10_000, &mut s) }, ISO_OK);
+            let rc = unsafe { iso_start_tls(s, scfg.0, 10_000) };
+            assert_eq!(rc, ISO_OK, "server: {}", last_error(s));
+            unsafe { iso_tls_config_destroy(scfg.0) };
+            unsafe { iso_listener_destroy(lp.0) };
+            P(s)
+        });
+        assert_eq!(unsafe { iso_connect(c, 10_000) }, ISO_OK);
+        let rc = unsafe { iso_start_tls(c, client_cfg, 10_000) };
+        assert_eq!(rc, ISO_OK, "client: {}", last_error(c));
+        (P(c), srv.join().unwrap())
+    }
+
+    #[test]
+    fn send_recv_exporter_and_certificate_through_the_c_api() {
+        let pin = pki().pin.clone();
+        let cfg = config(|cfg| unsafe {
+            assert_eq!(
+                iso_tls_config_set_pin_sha256(cfg, pin.as_ptr(), pin.len()),
+                ISO_OK
+            );
+        });
+        let (c, s) = tls_pair(1024, cfg);
+        // The config was copied: destroying it leaves the session alone.
+        unsafe { iso_tls_config_destroy(cfg) };
+        let (c, s) = (c.0, s.0);
+        unsafe {
+            assert_eq!(iso_tls_active(c), 1);
+            assert_eq!(iso_tls_active(s), 1);
+            for len in [1usize, 500, 3000, 20_000] {
+                let m = message(len);
+                assert_eq!(iso_send(c, m.as_ptr(), m.len()), ISO_OK);
+                let mut buf = vec![0u8; 30_000];
+                let mut n = 0;
+                assert_eq!(
+                    iso_recv(s, buf.as_mut_ptr(), buf.len(), &mut n, 10_000),
+                    ISO_OK,
+                    "{}",
+                    last_error(s)
+                );
+                assert_eq!(&buf[..n], &m[..]);
+                assert_eq!(iso_send(s, buf.as_ptr(), n), ISO_OK);
+                let mut back = vec![0u8; 30_000];
+                assert_eq!(
+                    iso_recv(c, back.as_mut_ptr(), back.len(), &mut n, 10_000),
+                    ISO_OK
+                );
+                assert_eq!(&back[..n], &m[..]);
+            }
+            let label = b"EXPERIMENTAL_OMS";
+            let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+            let rc = iso_tls_export_keying_material(
+                c,
+                label.as_ptr(),
+                label.len(),
+                null(),
+                0,
+                a.as_mut_ptr(),
+                a.len(),
+            );
+            assert_eq!(rc, ISO_OK);
+            let rc = iso_tls_export_keying_material(
+                s,
+                label.as_ptr(),
+                label.len(),
+                null(),
+                0,
+                b.as_mut_ptr(),
+                b.len(),
+            );
+            assert_eq!(rc, ISO_OK);
+            assert_eq!(a, b);
+            let mut needed = 0;
+            assert_eq!(
+                iso_tls_peer_certificate(c, null_mut(), 0, &mut needed),
+                ISO_E_BUFFER_TOO_SMALL
+            );
+            let mut der = vec![0u8; needed];
+            assert_eq!(
+                iso_tls_peer_certificate(c, der.as_mut_ptr(), der.len(), &mut needed),
+                ISO_OK
+            );
+            assert_eq!(der, std::fs::read(pki().path("server.der")).unwrap());
+            // Queued sends would go out in clear: refused.
+            assert_eq!(iso_queue_send(c, b"x".as_ptr(), 1), ISO_E_INVALID);
+            assert_eq!(iso_disconnect(c), ISO_OK);
+            assert_eq!(iso_tls_active(c), 0);
+            iso_destroy(c);
+            iso_destroy(s);
+        }
+    }
+
+    #[test]
+    fn wrong_pin_is_iso_e_tls_and_insecure_says_so() {
+        let cfg = config(|cfg| unsafe {
+            let pin = [0x11u8; 32];
+            assert_eq!(iso_tls_config_set_pin_sha256(cfg, pin.as_ptr(), 32), ISO_OK);
+        });
+        let mut l = null_mut();
+        assert_eq!(
+            unsafe { iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l) },
+            ISO_OK
+        );
+        let mut port = 0;
+        assert_eq!(unsafe { iso_listener_port(l, &mut port) }, ISO_OK);
+        let mut c = null_mut();
+        assert_eq!(
+            unsafe { iso_create(c"127.0.0.1".as_ptr(), port, &mut c) },
+            ISO_OK
+        );
+        let lp = P(l);
+        let srv = thread::spawn(move || {
+            let lp = lp;
+            let p = pki();
+            let scfg = config(|cfg| unsafe {
+                let (c, k) = (cstr(&p.path("server.pem")), cstr(&p.path("server.key")));
+                iso_tls_config_set_identity_files(cfg, c.as_ptr(), k.as_ptr());
+            });
+            let mut s = null_mut();
+            assert_eq!(unsafe { iso_accept(lp.0, 10_000, &mut s) }, ISO_OK);
+            let rc = unsafe { iso_start_tls(s, scfg, 10_000) };
+            unsafe {
+                iso_tls_config_destroy(scfg);
+                iso_destroy(s);
+                iso_listener_destroy(lp.0);
+            }
+            rc
+        });
+        assert_eq!(unsafe { iso_connect(c, 10_000) }, ISO_OK);
+        assert_eq!(unsafe { iso_start_tls(c, cfg, 10_000) }, ISO_E_TLS);
+        let msg = last_error(c);
+        assert!(msg.contains(&"11".repeat(32)), "{msg}");
+        assert_eq!(unsafe { iso_check_connection(c) }, 0);
+        assert_ne!(srv.join().unwrap(), ISO_OK);
+        unsafe {
+            iso_destroy(c);
+            iso_tls_config_destroy(cfg);
+        }
+
+        let insecure = config(|cfg| unsafe {
+            assert_eq!(iso_tls_config_set_insecure(cfg, 1), ISO_OK);
+        });
+        let (c, s) = tls_pair(256, insecure);
+        let msg = last_error(c.0);
+        assert!(msg.contains("insecure"), "{msg}");
+        unsafe {
+            iso_destroy(c.0);
+            iso_destroy(s.0);
+            iso_tls_config_destroy(insecure);
+        }
+    }
+}

@@ -94,6 +94,11 @@ impl TlsConfig {
         Ok(())
     }
 
+    /// Whether any certificate is accepted.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
     /// Accept any certificate (labs only: anyone in the path can read and change the traffic).
     pub fn set_insecure(&mut self, insecure: bool) {
         self.insecure = insecure;
