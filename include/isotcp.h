@@ -764,8 +764,9 @@ int32_t iso_tls_config_set_identity_files(iso_tls_config *cfg,
 ISO_API int32_t iso_tls_config_set_versions(iso_tls_config *cfg, uint16_t min, uint16_t max);
 
 /**
- * An NSS key log file (SSLKEYLOGFILE format) to append session secrets to, for decrypting
- * captures. Not available yet: always ISO_E_INVALID, saying so.
+ * An NSS key log file (SSLKEYLOGFILE format) that each session started with this config appends
+ * its secrets to: with a frame trace (pcap) it lets Wireshark decrypt the payloads. Anyone who
+ * can read the file can read the traffic. Errors: ISO_E_INVALID (NULL, not UTF-8).
  */
 ISO_API int32_t iso_tls_config_set_keylog_file(iso_tls_config *cfg, const char *path);
 

@@ -601,3 +601,27 @@ mod c_api {
         }
     }
 }
+
+#[test]
+fn key_log_gets_the_session_secrets() {
+    for (tls12, label) in [
+        (false, "CLIENT_TRAFFIC_SECRET_0 "),
+        (true, "CLIENT_RANDOM "),
+    ] {
+        let log = pki().path(&format!("keys-{tls12}.log"));
+        let _ = std::fs::remove_file(&log);
+        let mut cfg = pinned();
+        cfg.set_keylog_file(Some(log.clone()));
+        if tls12 {
+            cfg.set_versions(TLS1_2, TLS1_2).unwrap();
+        }
+        let (_client, c, _server, s) = start(1024, cfg, server_config());
+        c.unwrap();
+        s.unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        let line = text.lines().find(|l| l.starts_with(label)).expect(&text);
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 3, "{line}");
+        assert_eq!(fields[1].len(), 64, "{line}");
+    }
+}

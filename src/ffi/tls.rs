@@ -150,8 +150,9 @@ pub unsafe extern "C" fn iso_tls_config_set_versions(
     set(cfg, |c| c.set_versions(min, max))
 }
 
-/// An NSS key log file (SSLKEYLOGFILE format) to append session secrets to, for decrypting
-/// captures. Not available yet: always ISO_E_INVALID, saying so.
+/// An NSS key log file (SSLKEYLOGFILE format) that each session started with this config appends
+/// its secrets to: with a frame trace (pcap) it lets Wireshark decrypt the payloads. Anyone who
+/// can read the file can read the traffic. Errors: ISO_E_INVALID (NULL, not UTF-8).
 #[no_mangle]
 pub unsafe extern "C" fn iso_tls_config_set_keylog_file(
     cfg: *mut iso_tls_config,
@@ -159,11 +160,9 @@ pub unsafe extern "C" fn iso_tls_config_set_keylog_file(
 ) -> i32 {
     // SAFETY: `path` is NULL or a NUL-terminated string (the header's pointer contract).
     let path = unsafe { c_str(path, "path") };
-    set(cfg, |_| {
-        path?;
-        Err(Error::Invalid(
-            "key logging is not available in this version".into(),
-        ))
+    set(cfg, |c| {
+        c.set_keylog_file(Some(path?.into()));
+        Ok(())
     })
 }
 

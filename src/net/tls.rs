@@ -59,6 +59,7 @@ pub struct TlsConfig {
     server_name: Option<String>,
     identity: Option<(PathBuf, PathBuf)>,
     versions: (u16, u16),
+    keylog: Option<PathBuf>,
 }
 
 impl Default for TlsConfig {
@@ -70,6 +71,7 @@ impl Default for TlsConfig {
             server_name: None,
             identity: None,
             versions: (TLS1_2, TLS1_3),
+            keylog: None,
         }
     }
 }
@@ -132,6 +134,17 @@ impl TlsConfig {
         Ok(())
     }
 
+    /// An NSS key log file (SSLKEYLOGFILE format) the session secrets are appended to, so a
+    /// capture can be decrypted. None: no key log (the default).
+    pub fn set_keylog_file(&mut self, path: Option<PathBuf>) {
+        self.keylog = path;
+    }
+
+    fn key_log(&self) -> Option<Arc<dyn rustls::KeyLog>> {
+        let path = self.keylog.clone()?;
+        Some(Arc::new(KeyLogFile { path }))
+    }
+
     fn protocol_versions(&self) -> Vec<&'static SupportedProtocolVersion> {
         let mut v = Vec::new();
         if self.versions.0 <= TLS1_2 {
@@ -176,6 +189,9 @@ impl TlsConfig {
             None => builder.with_no_client_auth(),
         };
         config.resumption = rustls::client::Resumption::disabled();
+        if let Some(log) = self.key_log() {
+            config.key_log = log;
+        }
         config.max_fragment_size = Some(fragment_size(dt_payload)?);
         let name = match &self.server_name {
             Some(name) => ServerName::try_from(name.clone())
@@ -201,7 +217,30 @@ impl TlsConfig {
             .map_err(|e| Error::Invalid(format!("server identity: {e}")))?;
         config.max_fragment_size = Some(fragment_size(dt_payload)?);
         config.send_tls13_tickets = 0;
+        if let Some(log) = self.key_log() {
+            config.key_log = log;
+        }
         rustls::ServerConnection::new(Arc::new(config)).map_err(tls_error)
+    }
+}
+
+/// Appends each secret to a file in the NSS key log format. A line that cannot be written is
+/// dropped: the key log is a debugging aid and must not break the session.
+#[derive(Debug)]
+struct KeyLogFile {
+    path: PathBuf,
+}
+
+impl rustls::KeyLog for KeyLogFile {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        let line = format!("{label} {} {}\n", hex(client_random), hex(secret));
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
     }
 }
 

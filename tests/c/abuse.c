@@ -441,6 +441,7 @@ static void null_pointers(void) {
         EXPECT(iso_tls_config_set_versions(tc, 0x0301, 0x0304), ISO_E_INVALID);
         cover("iso_tls_config_set_versions");
         EXPECT(iso_tls_config_set_keylog_file(NULL, "keys.log"), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_keylog_file(tc, "keys.log"), ISO_OK);
         EXPECT(iso_tls_config_set_keylog_file(tc, NULL), ISO_E_INVALID);
         cover("iso_tls_config_set_keylog_file");
         EXPECT(iso_start_tls(NULL, tc, 0), ISO_E_INVALID);
