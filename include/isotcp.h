@@ -111,6 +111,12 @@ extern "C" {
 #define ISO_E_POISONED -14
 
 /**
+ * TLS failed: handshake, certificate rejected, a bad record or an alert (the last error says
+ * which).
+ */
+#define ISO_E_TLS -15
+
+/**
  * major << 16 | minor << 8 | patch; equal to `iso_version_number()`.
  */
 #define ISO_VERSION_NUMBER 256
@@ -161,6 +167,12 @@ typedef struct iso_conn iso_conn;
  * A listening endpoint (opaque). Create with `iso_listen`, free with `iso_listener_destroy`.
  */
 typedef struct iso_listener iso_listener;
+
+/**
+ * TLS settings (opaque): what to verify and what to present. Create with
+ * `iso_tls_config_create`, free with `iso_tls_config_destroy`; `iso_start_tls` copies it.
+ */
+typedef struct iso_tls_config iso_tls_config;
 
 /**
  * Decides on a valid CR: `calling`/`called` are the CR's TSAPs (length 0 when absent; valid
@@ -658,7 +670,8 @@ int32_t iso_listener_last_error(const iso_listener *l,
  * (`iso_set_max_queued`).
  * Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TOO_LARGE
  * (above the maximum message), ISO_E_WOULD_BLOCK (the queue is full: nothing of this message
- * was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO.
+ * was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO; ISO_E_INVALID
+ * after `iso_start_tls` (queued sends do not carry TLS yet).
  * Thread rules: as `iso_send`, with which it is serialised.
  */
 ISO_API int32_t iso_queue_send(iso_conn *conn, const uint8_t *data, size_t len);
@@ -696,6 +709,113 @@ ISO_API int32_t iso_set_max_queued(iso_conn *conn, uint32_t bytes);
  * MIGRATING.md. An unknown code gives 0x000B0000 (errIsoInvalidParams). Thread-safe; never fails.
  */
 ISO_API int32_t iso_snap7_error(int32_t code);
+
+/**
+ * Creates a TLS configuration that verifies nothing yet: set a CA file, a pin, or (labs only)
+ * insecure before `iso_start_tls`. On error `*out` is NULL. Errors: ISO_E_INVALID (NULL out).
+ */
+ISO_API int32_t iso_tls_config_create(iso_tls_config **out);
+
+/**
+ * Frees a TLS configuration. NULL is a no-op. Sessions started with it are not affected.
+ */
+ISO_API void iso_tls_config_destroy(iso_tls_config *cfg);
+
+/**
+ * The PEM file of CA certificates the peer's chain must verify against (read at
+ * `iso_start_tls`). Errors: ISO_E_INVALID (NULL, not UTF-8).
+ */
+ISO_API int32_t iso_tls_config_set_ca_file(iso_tls_config *cfg, const char *pem_path);
+
+/**
+ * The SHA-256 of the peer's certificate (DER) that it must match; `len` must be 32.
+ * Errors: ISO_E_INVALID (NULL, wrong length).
+ */
+ISO_API
+int32_t iso_tls_config_set_pin_sha256(iso_tls_config *cfg,
+                                      const uint8_t *digest,
+                                      size_t len);
+
+/**
+ * 1: accept any peer certificate (labs only: anyone on the path can read and change the
+ * traffic); 0: verify (the default). Errors: ISO_E_INVALID (NULL).
+ */
+ISO_API int32_t iso_tls_config_set_insecure(iso_tls_config *cfg, int32_t no_verification);
+
+/**
+ * The name the peer's certificate must carry, also sent as SNI; NULL: no name check (the
+ * default, as PLC certificates rarely name their address). Errors: ISO_E_INVALID.
+ */
+ISO_API int32_t iso_tls_config_set_server_name(iso_tls_config *cfg, const char *name);
+
+/**
+ * Our certificate chain and private key (PEM files, read at `iso_start_tls`): needed by the
+ * server role, optional for a client. Errors: ISO_E_INVALID (NULL, not UTF-8).
+ */
+ISO_API
+int32_t iso_tls_config_set_identity_files(iso_tls_config *cfg,
+                                          const char *cert_chain_pem,
+                                          const char *key_pem);
+
+/**
+ * The protocol versions allowed: 0x0303 (TLS 1.2) to 0x0304 (TLS 1.3), the default both.
+ * Errors: ISO_E_INVALID (NULL, unknown version, min above max).
+ */
+ISO_API int32_t iso_tls_config_set_versions(iso_tls_config *cfg, uint16_t min, uint16_t max);
+
+/**
+ * An NSS key log file (SSLKEYLOGFILE format) that each session started with this config appends
+ * its secrets to: with a frame trace (pcap) it lets Wireshark decrypt the payloads. Anyone who
+ * can read the file can read the traffic. Errors: ISO_E_INVALID (NULL, not UTF-8).
+ */
+ISO_API int32_t iso_tls_config_set_keylog_file(iso_tls_config *cfg, const char *path);
+
+/**
+ * Runs the TLS handshake on a connected handle within `timeout_ms`: the client role on a
+ * handle `iso_connect` connected, the server role on one `iso_accept` returned (which needs
+ * the identity files). The config is copied. From then on `iso_send`/`iso_recv` carry TLS.
+ * Errors: ISO_E_INVALID (NULL; no CA file, pin or insecure set; unreadable files),
+ * ISO_E_STATE (not connected), ISO_E_INVALID (TLS already started), ISO_E_TIMEOUT, ISO_E_TLS (handshake
+ * failed, certificate rejected: the last error says why), ISO_E_CLOSED, ISO_E_IO. A failed
+ * handshake closes the connection. With insecure set, the last error says so on success.
+ * Thread rules: no other call in progress on the handle.
+ */
+ISO_API
+int32_t iso_start_tls(iso_conn *conn,
+                      const iso_tls_config *cfg,
+                      uint32_t timeout_ms);
+
+/**
+ * 1 when TLS is started on the handle's current connection, 0 otherwise; ISO_E_INVALID for
+ * NULL. Thread-safe.
+ */
+ISO_API int32_t iso_tls_active(const iso_conn *conn);
+
+/**
+ * Keying material from the TLS exporter (RFC 5705, RFC 8446 §7.5) into `out` (1 to 255
+ * bytes): `label`, and `context` (NULL with `context_len` 0: no context, as S7CommPlus uses).
+ * Errors: ISO_E_INVALID (NULL, bad length, TLS not started), ISO_E_TLS.
+ */
+ISO_API
+int32_t iso_tls_export_keying_material(const iso_conn *conn,
+                                       const uint8_t *label,
+                                       size_t label_len,
+                                       const uint8_t *context,
+                                       size_t context_len,
+                                       uint8_t *out,
+                                       size_t out_len);
+
+/**
+ * The peer's certificate (DER) into `buf` (capacity `cap`); `*out_needed` gets its size.
+ * `buf` NULL with `cap` 0 asks for the size (ISO_E_BUFFER_TOO_SMALL).
+ * Errors: ISO_E_INVALID (NULL out_needed, TLS not started, no certificate),
+ * ISO_E_BUFFER_TOO_SMALL.
+ */
+ISO_API
+int32_t iso_tls_peer_certificate(const iso_conn *conn,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *out_needed);
 
 /**
  * Installs (or with NULL `callback`, removes) a trace callback. May be called at any time, also while

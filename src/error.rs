@@ -54,6 +54,10 @@ pub enum Error {
     /// Timeout 0 was given and the operation cannot complete now.
     #[error("{0}: would block")]
     WouldBlock(Cow<'static, str>),
+    /// TLS failed: the handshake, the peer's certificate, a bad record or an alert; the text
+    /// says which.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The peer closed or reset the connection, or ended it with DR or ER. Messages already
     /// received stay readable before this is reported.
     #[error("{message}")]

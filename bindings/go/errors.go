@@ -26,6 +26,7 @@ const (
 	CodeIO             int32 = C.ISO_E_IO
 	CodePanic          int32 = C.ISO_E_PANIC
 	CodePoisoned       int32 = C.ISO_E_POISONED
+	CodeTLS            int32 = C.ISO_E_TLS
 )
 
 // Error is every error the library reports: the ISO_E_* code and a message saying what went
@@ -110,6 +111,7 @@ var codeNames = map[int32]string{
 	CodeIO:             "ISO_E_IO",
 	CodePanic:          "ISO_E_PANIC",
 	CodePoisoned:       "ISO_E_POISONED",
+	CodeTLS:            "ISO_E_TLS",
 }
 
 func sentinel(code int32) *Error {

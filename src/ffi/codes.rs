@@ -34,6 +34,9 @@ pub const ISO_E_IO: i32 = -12;
 pub const ISO_E_PANIC: i32 = -13;
 /// The handle is unusable after an internal error; destroy it.
 pub const ISO_E_POISONED: i32 = -14;
+/// TLS failed: handshake, certificate rejected, a bad record or an alert (the last error says
+/// which).
+pub const ISO_E_TLS: i32 = -15;
 
 /// The code for an error: one exhaustive mapping.
 pub fn code_of(e: &Error) -> i32 {
@@ -50,6 +53,7 @@ pub fn code_of(e: &Error) -> i32 {
         Error::TooLarge(_) => ISO_E_TOO_LARGE,
         Error::BufferTooSmall { .. } => ISO_E_BUFFER_TOO_SMALL,
         Error::Io { .. } => ISO_E_IO,
+        Error::Tls(_) => ISO_E_TLS,
     }
 }
 
@@ -87,6 +91,7 @@ fn text_of(code: i32) -> &'static str {
         ISO_E_IO => "operating-system error\0",
         ISO_E_PANIC => "internal error; the handle is poisoned\0",
         ISO_E_POISONED => "handle unusable after an internal error\0",
+        ISO_E_TLS => "TLS failure (handshake, certificate, record or alert)\0",
         _ => "unknown isotcp result code\0",
     }
 }

@@ -61,6 +61,32 @@ const _: () = assert!(str_eq(ISO_VERSION, env!("CARGO_PKG_VERSION")));
 pub struct iso_conn {
     pub(crate) inner: Connection,
     pub(crate) state: HandleState,
+    /// The TLS session on the current connection, once `iso_start_tls` ran.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: parking_lot::Mutex<Option<std::sync::Arc<crate::net::TlsSession>>>,
+}
+
+impl iso_conn {
+    pub(crate) fn new(inner: Connection) -> iso_conn {
+        iso_conn {
+            inner,
+            state: HandleState::default(),
+            #[cfg(feature = "tls")]
+            tls: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// The TLS session, if TLS was started on the current connection.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_session(&self) -> Option<std::sync::Arc<crate::net::TlsSession>> {
+        self.tls.lock().clone()
+    }
+
+    /// Forgets the TLS session: the connection it ran on is gone.
+    fn end_tls(&self) {
+        #[cfg(feature = "tls")]
+        self.tls.lock().take();
+    }
 }
 
 impl Handle for iso_conn {
@@ -106,10 +132,7 @@ pub unsafe extern "C" fn iso_create(
         // SAFETY: `host` is NULL or a NUL-terminated string (the header's pointer contract).
         let host = unsafe { c_str(host, "host") }?;
         let config = Config::new(host, port)?;
-        let conn = Box::new(iso_conn {
-            inner: Connection::new(config),
-            state: HandleState::default(),
-        });
+        let conn = Box::new(iso_conn::new(Connection::new(config)));
         out.write(Box::into_raw(conn));
         Ok(ISO_OK)
     })
@@ -443,6 +466,7 @@ pub unsafe extern "C" fn iso_get_connect_phase(conn: *const iso_conn, out: *mut 
 pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        c.end_tls();
         c.inner.connect(ms(timeout_ms)).map(|()| ISO_OK)
     })
 }
@@ -462,6 +486,10 @@ pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usi
         non_null(data, "data")?;
         // SAFETY: `data` is valid for `len` bytes (the header's pointer contract).
         let data = unsafe { bytes(data, len, "data") }?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = c.tls_session() {
+            return tls.send(&c.inner, data).map(|()| ISO_OK);
+        }
         c.inner.send(data).map(|()| ISO_OK)
     })
 }
@@ -505,7 +533,14 @@ pub unsafe extern "C" fn iso_recv(
         // NULL with capacity 0 asks for the size of the next message (ISO_E_BUFFER_TOO_SMALL).
         // SAFETY: `buf` is NULL or valid for writing `cap` bytes (the header's pointer contract).
         let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
-        match c.inner.recv(buf, ms(timeout_ms)) {
+        #[cfg(feature = "tls")]
+        let received = match c.tls_session() {
+            Some(tls) => tls.recv(&c.inner, buf, ms(timeout_ms)),
+            None => c.inner.recv(buf, ms(timeout_ms)),
+        };
+        #[cfg(not(feature = "tls"))]
+        let received = c.inner.recv(buf, ms(timeout_ms));
+        match received {
             Ok(n) => {
                 out_len.write(n);
                 Ok(ISO_OK)
@@ -546,6 +581,7 @@ pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
         c.inner.disconnect();
+        c.end_tls();
         Ok(ISO_OK)
     })
 }
@@ -561,6 +597,7 @@ pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
 pub unsafe extern "C" fn iso_reconnect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        c.end_tls();
         c.inner.reconnect(ms(timeout_ms)).map(|()| ISO_OK)
     })
 }

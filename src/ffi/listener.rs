@@ -165,10 +165,7 @@ pub unsafe extern "C" fn iso_accept(
             }
             other => other?,
         };
-        out.write(Box::into_raw(Box::new(iso_conn {
-            inner: conn,
-            state: HandleState::default(),
-        })));
+        out.write(Box::into_raw(Box::new(iso_conn::new(conn))));
         Ok(ISO_OK)
     })
 }

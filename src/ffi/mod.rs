@@ -18,4 +18,6 @@ pub mod listener;
 pub mod queue;
 pub mod snap7;
 mod text;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod trace;

@@ -16,7 +16,8 @@ use super::conn::{configure, iso_conn, ms};
 /// (`iso_set_max_queued`).
 /// Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TOO_LARGE
 /// (above the maximum message), ISO_E_WOULD_BLOCK (the queue is full: nothing of this message
-/// was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO.
+/// was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO; ISO_E_INVALID
+/// after `iso_start_tls` (queued sends do not carry TLS yet).
 /// Thread rules: as `iso_send`, with which it is serialised.
 #[no_mangle]
 pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
@@ -25,6 +26,13 @@ pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, le
         non_null(data, "data")?;
         // SAFETY: `data` is valid for `len` bytes (the header's pointer contract).
         let data = unsafe { bytes(data, len, "data") }?;
+        #[cfg(feature = "tls")]
+        if c.tls_session().is_some() {
+            return Err(crate::error::Error::Invalid(
+                "iso_queue_send does not carry TLS yet (it would send in clear): use iso_send"
+                    .into(),
+            ));
+        }
         c.inner.queue_send(data).map(|()| ISO_OK)
     })
 }

@@ -35,6 +35,7 @@ pub extern "C" fn iso_snap7_error(code: i32) -> i32 {
         ISO_E_BUFFER_TOO_SMALL => ERR_ISO_INVALID_DATA_SIZE,
         ISO_E_IO => ERR_TCP_DATA_RECEIVE,
         ISO_E_PANIC | ISO_E_POISONED => ERR_TCP_NOT_CONNECTED,
+        ISO_E_TLS => ERR_ISO_CONNECT,
         _ => ERR_ISO_INVALID_PARAMS,
     }
 }
@@ -46,7 +47,7 @@ mod tests {
     #[test]
     fn every_code_maps_to_a_snap7_value() {
         assert_eq!(iso_snap7_error(ISO_OK), 0);
-        for code in ISO_E_POISONED..=ISO_E_INVALID {
+        for code in ISO_E_TLS..=ISO_E_INVALID {
             let v = iso_snap7_error(code);
             assert!(v > 0, "code {code}");
             // A snap7 value is either a TCP error (low 16 bits) or an ISO error (bits 16..19).

@@ -233,6 +233,11 @@ impl Connection {
         *self.failed_phase.lock()
     }
 
+    /// True on a connection a listener accepted (the server side).
+    pub fn is_passive(&self) -> bool {
+        self.passive
+    }
+
     /// A copy of the current settings.
     pub fn config(&self) -> Config {
         self.config.lock().clone()

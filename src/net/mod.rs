@@ -12,10 +12,14 @@ mod pcap;
 pub mod settings;
 pub(crate) mod socket;
 pub(crate) mod sys;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub(crate) mod trace;
 mod transmit;
 
 pub use connection::{Connection, ConnectionSocket};
 pub use listener::{CrFilter, Listener};
 pub use settings::{Config, Keepalive, ListenerConfig, TransferSettings, UserTimeout};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsSession};
 pub use trace::TraceFn;

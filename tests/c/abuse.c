@@ -76,6 +76,7 @@ static const char *code_name(int32_t rc) {
     case ISO_E_IO: return "ISO_E_IO";
     case ISO_E_PANIC: return "ISO_E_PANIC";
     case ISO_E_POISONED: return "ISO_E_POISONED";
+    case ISO_E_TLS: return "ISO_E_TLS";
     case 1: return "1";
     default: return "(other)";
     }
@@ -254,23 +255,23 @@ static int intact_msg(const uint8_t *buf, size_t len, uint32_t *tag, uint32_t *s
 
 static void static_functions(void) {
     int32_t code;
-    const char *texts[16];
+    const char *texts[17];
     size_t i, k;
     begin("static functions");
-    for (code = ISO_E_POISONED; code <= ISO_OK; code++) {
+    for (code = ISO_E_TLS; code <= ISO_OK; code++) {
         const char *t = iso_strerror(code);
         EXPECT_TRUE(t != NULL && t[0] != '\0');
         texts[-code] = t;
     }
-    for (i = 0; i < 15; i++)
-        for (k = i + 1; k < 15; k++) check(texts[i] && texts[k] && strcmp(texts[i], texts[k]) != 0,
+    for (i = 0; i < 16; i++)
+        for (k = i + 1; k < 16; k++) check(texts[i] && texts[k] && strcmp(texts[i], texts[k]) != 0,
                                            "iso_strerror(-%zu) and iso_strerror(-%zu) are the same text", i, k);
     {
-        const int32_t unknown[] = {1, 2, -15, -100, INT32_MIN, INT32_MAX};
+        const int32_t unknown[] = {1, 2, -16, -100, INT32_MIN, INT32_MAX};
         for (i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
             const char *t = iso_strerror(unknown[i]);
             check(t != NULL && t[0] != '\0', "iso_strerror(%ld) is NULL or empty", (long)unknown[i]);
-            for (k = 0; t && k < 15; k++)
+            for (k = 0; t && k < 16; k++)
                 check(texts[k] == NULL || strcmp(t, texts[k]) != 0,
                       "iso_strerror(%ld) repeats the text of code -%zu", (long)unknown[i], k);
         }
@@ -413,6 +414,56 @@ static void null_pointers(void) {
     cover("iso_check_connection");
     EXPECT(iso_disconnect(NULL), ISO_E_INVALID);
     cover("iso_disconnect");
+    {
+        iso_tls_config *tc = NULL;
+        uint8_t pin[32] = {0};
+        EXPECT(iso_tls_config_create(NULL), ISO_E_INVALID);
+        if (iso_tls_config_create(&tc) != ISO_OK || tc == NULL) die("iso_tls_config_create");
+        cover("iso_tls_config_create");
+        EXPECT(iso_tls_config_set_ca_file(NULL, "ca.pem"), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_ca_file(tc, NULL), ISO_E_INVALID);
+        cover("iso_tls_config_set_ca_file");
+        EXPECT(iso_tls_config_set_pin_sha256(NULL, pin, 32), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_pin_sha256(tc, NULL, 32), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_pin_sha256(tc, pin, 31), ISO_E_INVALID);
+        cover("iso_tls_config_set_pin_sha256");
+        EXPECT(iso_tls_config_set_insecure(NULL, 1), ISO_E_INVALID);
+        cover("iso_tls_config_set_insecure");
+        EXPECT(iso_tls_config_set_server_name(NULL, "plc"), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_server_name(tc, NULL), ISO_OK);
+        cover("iso_tls_config_set_server_name");
+        EXPECT(iso_tls_config_set_identity_files(NULL, "c.pem", "k.pem"), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_identity_files(tc, NULL, "k.pem"), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_identity_files(tc, "c.pem", NULL), ISO_E_INVALID);
+        cover("iso_tls_config_set_identity_files");
+        EXPECT(iso_tls_config_set_versions(NULL, 0x0303, 0x0304), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_versions(tc, 0x0304, 0x0303), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_versions(tc, 0x0301, 0x0304), ISO_E_INVALID);
+        cover("iso_tls_config_set_versions");
+        EXPECT(iso_tls_config_set_keylog_file(NULL, "keys.log"), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_keylog_file(tc, "keys.log"), ISO_OK);
+        EXPECT(iso_tls_config_set_keylog_file(tc, NULL), ISO_E_INVALID);
+        cover("iso_tls_config_set_keylog_file");
+        EXPECT(iso_start_tls(NULL, tc, 0), ISO_E_INVALID);
+        EXPECT(iso_start_tls(c, NULL, 0), ISO_E_INVALID);
+        EXPECT(iso_start_tls(c, tc, 0), ISO_E_STATE);
+        cover("iso_start_tls");
+        EXPECT(iso_tls_active(NULL), ISO_E_INVALID);
+        EXPECT(iso_tls_active(c), 0);
+        cover("iso_tls_active");
+        EXPECT(iso_tls_export_keying_material(NULL, pin, 4, NULL, 0, buf, 32), ISO_E_INVALID);
+        EXPECT(iso_tls_export_keying_material(c, NULL, 4, NULL, 0, buf, 32), ISO_E_INVALID);
+        EXPECT(iso_tls_export_keying_material(c, pin, 4, NULL, 0, NULL, 32), ISO_E_INVALID);
+        EXPECT(iso_tls_export_keying_material(c, pin, 4, NULL, 0, buf, 32), ISO_E_INVALID);
+        cover("iso_tls_export_keying_material");
+        EXPECT(iso_tls_peer_certificate(NULL, buf, sizeof buf, &n), ISO_E_INVALID);
+        EXPECT(iso_tls_peer_certificate(c, buf, sizeof buf, NULL), ISO_E_INVALID);
+        EXPECT(iso_tls_peer_certificate(c, buf, sizeof buf, &n), ISO_E_INVALID);
+        cover("iso_tls_peer_certificate");
+        iso_tls_config_destroy(NULL);
+        iso_tls_config_destroy(tc);
+        cover("iso_tls_config_destroy");
+    }
     EXPECT(iso_get_tpdu_size(NULL, &u32), ISO_E_INVALID);
     EXPECT2(iso_get_tpdu_size(c, NULL), ISO_E_INVALID, ISO_E_STATE);
     cover("iso_get_tpdu_size");

@@ -49,6 +49,7 @@ pub fn code_name(code: i32) -> String {
         ISO_E_IO => "ISO_E_IO",
         ISO_E_PANIC => "ISO_E_PANIC",
         ISO_E_POISONED => "ISO_E_POISONED",
+        ISO_E_TLS => "ISO_E_TLS",
         other => return format!("{other}"),
     };
     format!("{name} ({code})")

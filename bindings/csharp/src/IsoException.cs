@@ -35,6 +35,8 @@ namespace Isotcp
         Panic = -13,
         /// <summary>The handle is unusable after an internal error.</summary>
         Poisoned = -14,
+        /// <summary>TLS failed: handshake, certificate, a bad record or an alert.</summary>
+        Tls = -15,
     }
 
     /// <summary>Where the last Connect or Reconnect of a connection failed

@@ -103,6 +103,45 @@ namespace Isotcp
         public static extern int iso_disconnect(IsoConnectionHandle conn);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_create(out IntPtr cfg);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern void iso_tls_config_destroy(IntPtr cfg);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_set_ca_file(IntPtr cfg, byte[] pemPath);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_set_pin_sha256(IntPtr cfg, byte[] digest, UIntPtr len);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_set_insecure(IntPtr cfg, int noVerification);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_set_server_name(IntPtr cfg, byte[] name);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_set_identity_files(IntPtr cfg, byte[] certChainPem, byte[] keyPem);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_set_versions(IntPtr cfg, ushort min, ushort max);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_set_keylog_file(IntPtr cfg, byte[] path);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_start_tls(IsoConnectionHandle conn, IntPtr cfg, uint timeoutMs);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_active(IsoConnectionHandle conn);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_export_keying_material(IsoConnectionHandle conn, byte[] label, UIntPtr labelLen, byte[] context, UIntPtr contextLen, [Out] byte[] output, UIntPtr outLen);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_peer_certificate(IsoConnectionHandle conn, [Out] byte[] buf, UIntPtr cap, out UIntPtr outNeeded);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int iso_get_tpdu_size(IsoConnectionHandle conn, out uint size);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

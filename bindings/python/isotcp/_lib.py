@@ -53,6 +53,7 @@ ISO_E_BUFFER_TOO_SMALL = -11
 ISO_E_IO = -12
 ISO_E_PANIC = -13
 ISO_E_POISONED = -14
+ISO_E_TLS = -15
 
 CODE_NAMES = {
     value: name
@@ -189,6 +190,23 @@ _DECLARATIONS = [
     ("iso_get_connect_phase", c_int32, [ConnPtr, POINTER(c_int32)]),
     ("iso_thread_last_os_error", c_int32, [POINTER(c_int32)]),
     ("iso_s7_tsap", c_int32, [c_uint8, c_uint8, c_uint8, POINTER(c_uint16)]),
+    ("iso_tls_config_create", c_int32, [POINTER(c_void_p)]),
+    ("iso_tls_config_destroy", None, [c_void_p]),
+    ("iso_tls_config_set_ca_file", c_int32, [c_void_p, c_char_p]),
+    ("iso_tls_config_set_pin_sha256", c_int32, [c_void_p, _u8p, c_size_t]),
+    ("iso_tls_config_set_insecure", c_int32, [c_void_p, c_int32]),
+    ("iso_tls_config_set_server_name", c_int32, [c_void_p, c_char_p]),
+    ("iso_tls_config_set_identity_files", c_int32, [c_void_p, c_char_p, c_char_p]),
+    ("iso_tls_config_set_versions", c_int32, [c_void_p, c_uint16, c_uint16]),
+    ("iso_tls_config_set_keylog_file", c_int32, [c_void_p, c_char_p]),
+    ("iso_start_tls", c_int32, [ConnPtr, c_void_p, c_uint32]),
+    ("iso_tls_active", c_int32, [ConnPtr]),
+    (
+        "iso_tls_export_keying_material",
+        c_int32,
+        [ConnPtr, _u8p, c_size_t, _u8p, c_size_t, _u8p, c_size_t],
+    ),
+    ("iso_tls_peer_certificate", c_int32, [ConnPtr, _u8p, c_size_t, POINTER(c_size_t)]),
     ("iso_listen", c_int32, [c_char_p, c_uint16, POINTER(ListenerPtr)]),
     ("iso_listener_destroy", None, [ListenerPtr]),
     ("iso_listener_shutdown", c_int32, [ListenerPtr]),
