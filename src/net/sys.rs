@@ -665,28 +665,40 @@ pub fn is_reset(e: &io::Error) -> bool {
     )
 }
 
+/// One `poll` over `socks` for `events`, within `timeout`; the pollfds with what each reported
+/// (an interrupted wait reports nothing).
+#[cfg(unix)]
+fn poll_many(
+    socks: &[&Socket],
+    events: libc::c_short,
+    timeout: Duration,
+) -> io::Result<Vec<libc::pollfd>> {
+    use std::os::fd::AsRawFd;
+    let mut fds: Vec<libc::pollfd> = socks
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: s.as_raw_fd(),
+            events,
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(fds)
+}
+
 /// Waits until any of `socks` is readable (or errored) or `timeout` passes.
 pub fn wait_any_readable(socks: &[&Socket], timeout: Duration) -> io::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::fd::AsRawFd;
-        let mut fds: Vec<libc::pollfd> = socks
-            .iter()
-            .map(|s| libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        poll_many(socks, libc::POLLIN, timeout)?;
         Ok(())
     }
     #[cfg(windows)]
@@ -724,24 +736,7 @@ pub fn wait_any_readable(socks: &[&Socket], timeout: Duration) -> io::Result<()>
 pub fn wait_any_writable(socks: &[&Socket], timeout: Duration) -> io::Result<Vec<usize>> {
     #[cfg(unix)]
     {
-        use std::os::fd::AsRawFd;
-        let mut fds: Vec<libc::pollfd> = socks
-            .iter()
-            .map(|s| libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLOUT,
-                revents: 0,
-            })
-            .collect();
-        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        let fds = poll_many(socks, libc::POLLOUT, timeout)?;
         Ok(fds
             .iter()
             .enumerate()
