@@ -112,6 +112,7 @@ impl Limits {
     }
 
     /// Whether a message of `total` bytes in `fragments` DTs stays within the limits.
+    #[inline]
     pub fn check(&self, total: usize, fragments: u32) -> Result<(), ProtoError> {
         if total > self.max_message {
             return Err(ProtoError::MessageTooLarge {
@@ -167,6 +168,7 @@ impl<'a> Destination<'a> {
     }
 
     /// True when fragments of a message without its EOT are held here.
+    #[inline]
     pub fn in_progress(&self) -> bool {
         self.fragments > 0
     }
@@ -224,6 +226,7 @@ impl Reassembler {
     }
 
     /// True when fragments without EOT are held (EOF now loses a partial message).
+    #[inline]
     pub fn in_progress(&self) -> bool {
         !self.complete && self.fragments > 0
     }
@@ -238,6 +241,7 @@ impl Reassembler {
     /// there when nothing is held here, and continues there while it fits. One that outgrows
     /// `dest` moves here and goes on (it is then too large for that caller's buffer, which
     /// taking it says). The limits are the same wherever the message is assembled.
+    #[inline]
     pub fn push_into(
         &mut self,
         eot: bool,
@@ -288,6 +292,7 @@ impl Reassembler {
     }
 
     /// The complete message, if one is held.
+    #[inline]
     pub fn message(&self) -> Option<&[u8]> {
         self.complete.then_some(self.buf.as_slice())
     }
