@@ -12,12 +12,15 @@ use std::mem::MaybeUninit;
 use crate::error::Error;
 
 /// An error for a NULL argument other than the handle.
+#[cold]
+#[inline(never)]
 pub fn null_arg(name: &str) -> Error {
     Error::Invalid(format!("{name} is NULL"))
 }
 
 /// Returns `Err` when `ptr` is NULL: for an argument the export refuses as NULL whatever else
 /// it is given (a message to send must exist even when its length is wrong).
+#[inline]
 pub fn non_null<T>(ptr: *const T, name: &str) -> Result<(), Error> {
     if ptr.is_null() {
         Err(null_arg(name))
@@ -35,6 +38,7 @@ pub fn non_null<T>(ptr: *const T, name: &str) -> Result<(), Error> {
 /// # Safety
 /// `ptr` is NULL or valid for writing one `T`, and nothing else accesses it while the returned
 /// reference is in use.
+#[inline]
 pub unsafe fn out_arg<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut MaybeUninit<T>, Error> {
     // SAFETY: the caller guarantees a non-NULL `ptr` is valid for one write and not aliased;
     // `MaybeUninit<T>` has the layout of `T` and may hold anything, so no read is implied.
@@ -70,6 +74,7 @@ pub unsafe fn c_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error
 ///
 /// # Safety
 /// Unless `len` is 0, `ptr` is NULL or valid for reading `len` bytes, unchanged for `'a`.
+#[inline]
 pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8], Error> {
     if len == 0 {
         return Ok(&[]);
@@ -86,6 +91,7 @@ pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u
 /// # Safety
 /// Unless `len` is 0, `ptr` is NULL or valid for writing `len` bytes, and nothing else accesses
 /// them for `'a`.
+#[inline]
 pub unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize, name: &str) -> Result<&'a mut [u8], Error> {
     if len == 0 {
         return Ok(&mut []);
@@ -99,13 +105,20 @@ pub unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize, name: &str) -> Result<&'a 
 
 /// No object can be larger than isize::MAX bytes, so such a length is a caller's error (and
 /// building a slice from it would be undefined behaviour).
+#[inline]
 fn check_len(len: usize, name: &str) -> Result<(), Error> {
     if len > isize::MAX as usize {
-        return Err(Error::Invalid(format!(
-            "length {len} of {name} is larger than any buffer can be"
-        )));
+        return Err(too_long(len, name));
     }
     Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn too_long(len: usize, name: &str) -> Error {
+    Error::Invalid(format!(
+        "length {len} of {name} is larger than any buffer can be"
+    ))
 }
 
 #[cfg(test)]

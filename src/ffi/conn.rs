@@ -63,7 +63,65 @@ pub struct iso_conn {
     pub(crate) state: HandleState,
     /// The TLS session on the current connection, once `iso_start_tls` ran.
     #[cfg(feature = "tls")]
-    pub(crate) tls: parking_lot::Mutex<Option<std::sync::Arc<crate::net::TlsSession>>>,
+    pub(crate) tls: TlsSlot,
+}
+
+/// Where a handle keeps its TLS session. `iso_send` and `iso_recv` ask it on every call, so it
+/// keeps a flag beside the lock: a plaintext connection pays one atomic load, not a lock and a
+/// reference count, per message.
+#[cfg(feature = "tls")]
+#[derive(Default)]
+pub(crate) struct TlsSlot {
+    started: std::sync::atomic::AtomicBool,
+    session: parking_lot::Mutex<Option<std::sync::Arc<crate::net::TlsSession>>>,
+}
+
+#[cfg(feature = "tls")]
+impl TlsSlot {
+    /// The slot, locked; the flag follows what it holds when the guard is dropped.
+    pub(crate) fn lock(&self) -> TlsSlotGuard<'_> {
+        TlsSlotGuard {
+            started: &self.started,
+            session: self.session.lock(),
+        }
+    }
+
+    fn get(&self) -> Option<std::sync::Arc<crate::net::TlsSession>> {
+        if !self.started.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        self.session.lock().clone()
+    }
+}
+
+/// The locked [`TlsSlot`]: derefs to the session it holds.
+#[cfg(feature = "tls")]
+pub(crate) struct TlsSlotGuard<'a> {
+    started: &'a std::sync::atomic::AtomicBool,
+    session: parking_lot::MutexGuard<'a, Option<std::sync::Arc<crate::net::TlsSession>>>,
+}
+
+#[cfg(feature = "tls")]
+impl std::ops::Deref for TlsSlotGuard<'_> {
+    type Target = Option<std::sync::Arc<crate::net::TlsSession>>;
+    fn deref(&self) -> &Self::Target {
+        &self.session
+    }
+}
+
+#[cfg(feature = "tls")]
+impl std::ops::DerefMut for TlsSlotGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.session
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Drop for TlsSlotGuard<'_> {
+    fn drop(&mut self) {
+        self.started
+            .store(self.session.is_some(), std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl iso_conn {
@@ -72,14 +130,14 @@ impl iso_conn {
             inner,
             state: HandleState::default(),
             #[cfg(feature = "tls")]
-            tls: parking_lot::Mutex::new(None),
+            tls: TlsSlot::default(),
         }
     }
 
     /// The TLS session, if TLS was started on the current connection.
     #[cfg(feature = "tls")]
     pub(crate) fn tls_session(&self) -> Option<std::sync::Arc<crate::net::TlsSession>> {
-        self.tls.lock().clone()
+        self.tls.get()
     }
 
     /// Forgets the TLS session: the connection it ran on is gone.

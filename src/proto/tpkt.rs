@@ -191,6 +191,21 @@ impl Framer {
         (len >= HEADER_LEN && pending >= len).then(|| &self.buf[self.start..self.start + len])
     }
 
+    /// Drops the packet whose TPDU [`Framer::peek_packet`] just returned, given that TPDU's
+    /// length: the receive path knows it, and skips reading and checking the header again. A
+    /// length beyond what is buffered drops everything buffered.
+    #[inline]
+    pub fn consume_peeked(&mut self, tpdu_len: usize) {
+        self.start = self
+            .start
+            .saturating_add(HEADER_LEN + tpdu_len)
+            .min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// Drops the packet [`Framer::peek_packet`] returned. Without a whole packet buffered it
     /// does nothing.
     #[inline]

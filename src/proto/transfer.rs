@@ -145,8 +145,9 @@ impl Receiver {
         let Some(tpdu) = self.framer.peek_packet()? else {
             return Ok(None);
         };
+        let packet = tpdu.len();
         let answer = handshake::check_answer(req, tpdu)?;
-        self.consume(&mut tap);
+        self.consume(&mut tap, packet);
         self.framer.set_max_packet(self.limits.max_packet());
         Ok(Some(answer))
     }
@@ -198,6 +199,7 @@ impl Receiver {
                 });
                 return Ok(Progress::NeedBytes);
             };
+            let packet = tpdu.len();
             match cotp::decode(tpdu)? {
                 // A whole message in one DT: delivered from the framer by `take_message`.
                 Tpdu::Dt { eot: true, payload }
@@ -215,17 +217,17 @@ impl Receiver {
                 }
                 Tpdu::Dt { eot, payload } => {
                     let assembled = self.reasm.push_into(eot, payload, dest.as_deref_mut())?;
-                    self.consume(&mut tap);
+                    self.consume(&mut tap, packet);
                     if let Assembled::Delivered(n) = assembled {
                         return Ok(Progress::Delivered(n));
                     }
                 }
                 Tpdu::Dr { reason, .. } => {
-                    self.consume(&mut tap);
+                    self.consume(&mut tap, packet);
                     return Ok(Progress::PeerEnded(PeerEnd::Disconnect { reason }));
                 }
                 Tpdu::Er { cause, .. } => {
-                    self.consume(&mut tap);
+                    self.consume(&mut tap, packet);
                     return Ok(Progress::PeerEnded(PeerEnd::Error { cause }));
                 }
                 Tpdu::Cr(_) => return Err(ProtoError::UnexpectedInTransfer("CR")),
@@ -259,7 +261,8 @@ impl Receiver {
             return Err(BufferTooSmall { needed: 0 });
         };
         let n = copy_out(&tpdu[3..], buf)?;
-        self.consume(&mut tap);
+        let packet = tpdu.len();
+        self.consume(&mut tap, packet);
         Ok(n)
     }
 
@@ -280,15 +283,16 @@ impl Receiver {
         self.framer.capacity() + self.reasm.capacity()
     }
 
-    /// Drops the packet at the framer's head, showing it to `tap` first.
+    /// Drops the packet at the framer's head, whose TPDU (`peek_packet`'s slice) has
+    /// `tpdu_len` bytes, showing it to `tap` first.
     #[inline]
-    fn consume(&mut self, tap: &mut Tap<'_>) {
+    fn consume(&mut self, tap: &mut Tap<'_>, tpdu_len: usize) {
         if let Some(tap) = tap {
             if let Some(raw) = self.framer.peek_raw() {
                 tap(raw);
             }
         }
-        self.framer.consume();
+        self.framer.consume_peeked(tpdu_len);
     }
 }
 
