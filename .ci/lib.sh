@@ -12,6 +12,7 @@
 #                 $HOME/.cache/isotcp-peers
 #   PEERS_PY3     the python of the python-snap7 3.3.0 venv in PEERS_DIR
 #   PEERS_NATIVE  the python of the python-snap7 2.0.2 venv (native snap7) in PEERS_DIR
+#   PEERS_S7COMMPLUS  the python of the s7commplus 0.3.0 venv (TLS inside COTP) in PEERS_DIR
 #   LOG_PREFIX    what log and die put before each line: the script's file name
 # PEERS_PY3 and PEERS_NATIVE are where .ci/setup puts the venvs; a script that lets the caller
 # choose others reads ISOTCP_VENV_PY3 / ISOTCP_VENV_NATIVE first.
@@ -28,6 +29,7 @@ fi
 PEERS_DIR="${ISOTCP_PEERS_DIR:-$HOME/.cache/isotcp-peers}"
 PEERS_PY3="$PEERS_DIR/venv-snap7-3/bin/python"
 PEERS_NATIVE="$PEERS_DIR/venv-snap7-2/bin/python"
+PEERS_S7COMMPLUS="$PEERS_DIR/venv-s7commplus/bin/python"
 
 LOG_PREFIX="${0##*/}"
 
