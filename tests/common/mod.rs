@@ -14,7 +14,9 @@
 //! For the tests that run other programs:
 //!
 //! - [`process`]: running a program with a time limit, its outputs captured;
-//! - [`examples`]: building the C programs of examples-c/.
+//! - [`examples`]: building the C programs of examples-c/;
+//! - [`s7commplus_peer`]: s7commplus's S7-1500 emulator with TLS inside COTP, for the bindings'
+//!   secure-communication tests.
 //!
 //! Every test binary that needs a helper declares `mod common;` and so compiles all of it.
 // Each test binary uses only part of this module; the rest would warn as dead code there.
@@ -25,3 +27,4 @@ pub mod examples;
 pub mod packets;
 pub mod peer;
 pub mod process;
+pub mod s7commplus_peer;
