@@ -195,8 +195,8 @@ func (c *Conn) TLSActive() bool {
 // means no context, an empty non-nil one an empty context (different in TLS 1.2). S7CommPlus's
 // password login uses label "EXPERIMENTAL_OMS", 32 bytes, no context.
 //
-// Errors: ErrInvalid (TLS not started, a length outside 1..255), ErrTLS; net.ErrClosed after
-// Close.
+// Errors: ErrInvalid (a length outside 1..255), an error saying TLS is not started (ErrState,
+// or ErrInvalid from a library that reports it so), ErrTLS; net.ErrClosed after Close.
 func (c *Conn) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
 	const op = "export keying material"
 	if length < 1 || length > 255 {
@@ -229,7 +229,8 @@ func (c *Conn) ExportKeyingMaterial(label string, context []byte, length int) ([
 }
 
 // PeerCertificateDER returns the certificate (DER) the peer presented in the TLS handshake.
-// Errors: ErrInvalid (TLS not started); net.ErrClosed after Close.
+// Errors: an error saying TLS is not started (ErrState, or ErrInvalid from a library that
+// reports it so); net.ErrClosed after Close.
 func (c *Conn) PeerCertificateDER() ([]byte, error) {
 	const op = "peer certificate"
 	var der []byte
