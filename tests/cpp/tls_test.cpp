@@ -7,7 +7,8 @@
 // Connects with the HMI TSAPs, exchanges the plaintext InitSSL request and response, starts TLS
 // pinned to the certificate and sends encrypted CreateObject requests, whose answers carry a new
 // session. Also: the peer's certificate equals the PEM file's, the exporter, a wrong pin
-// (TlsError, ISO_E_TLS), a config that verifies nothing, and TlsConfig's argument errors.
+// (TlsError, ISO_E_TLS), a config that verifies nothing, TlsConfig's argument errors, and the
+// server role on loopback with the emulator's certificate and key.
 // Prints "tls_test: N checks passed" and exits 0, or lists the failed checks and exits 1.
 
 #include "isotcp.hpp"
@@ -15,9 +16,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
-#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -242,6 +244,43 @@ void test_unverified(const Peer &peer) {
     check_session_created(c, 1);
 }
 
+// The server role: our listener presents the emulator's certificate and key (plc.key beside
+// it) to our client, which pins it; messages cross both ways and both ends export the same key.
+void test_server_role(const Peer &peer) {
+    const std::string key = peer.cert.substr(0, peer.cert.rfind('/') + 1) + "plc.key";
+    isotcp::Listener listener("127.0.0.1", 0);
+    isotcp::Connection client("127.0.0.1", listener.port());
+    std::exception_ptr server_error;
+    isotcp::Connection server;
+    std::thread accepting([&] {
+        try {
+            server = listener.accept(5000);
+            server.start_tls(isotcp::TlsConfig().set_identity_files(peer.cert, key), 5000);
+        } catch (...) {
+            server_error = std::current_exception();
+        }
+    });
+    try {
+        client.connect(5000);
+        client.start_tls(isotcp::TlsConfig().set_pin_sha256(peer.pin), 5000);
+    } catch (...) {
+        accepting.join();
+        throw;
+    }
+    accepting.join();
+    if (server_error) std::rethrow_exception(server_error);
+    CHECK(client.tls_active() && server.tls_active());
+    Bytes big(5000);
+    for (std::size_t i = 0; i < big.size(); i++) big[i] = static_cast<std::uint8_t>(i * 7);
+    client.send(big);
+    CHECK(server.receive(5000) == big);
+    const Bytes reply = {'o', 'k'};
+    server.send(reply);
+    CHECK(client.receive(5000) == reply);
+    CHECK(client.export_keying_material("EXPERIMENTAL_OMS", 32) == server.export_keying_material("EXPERIMENTAL_OMS", 32));
+    CHECK(client.peer_certificate() == pem_to_der(peer.cert));
+}
+
 } // namespace
 
 int main() {
@@ -255,7 +294,8 @@ int main() {
                           {"pinned session", test_pinned_session},
                           {"CA file", test_ca_file},
                           {"wrong pin", test_wrong_pin},
-                          {"unverified", test_unverified}};
+                          {"unverified", test_unverified},
+                          {"server role", test_server_role}};
     for (const Step &step : steps) {
         try {
             step.run(peer);
