@@ -9,8 +9,13 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// Start-up takes about 0.3 s; this only stops a hang.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The python of the s7commplus venv: ISOTCP_VENV_S7COMMPLUS, else where .ci/setup puts it
 /// ($HOME/.cache/isotcp-peers/venv-s7commplus/bin/python). `Err` says why there is none.
@@ -56,15 +61,23 @@ impl S7CommPlusServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
         let stdin = child.stdin.take();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("read the READY line");
+        // Read on another thread, so that an emulator that never gets ready fails the test
+        // instead of hanging it.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_default();
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [ready, port, pin, cert] = fields[..] else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("s7commplus_server.py did not start (stdout: {line:?})");
+            panic!(
+                "s7commplus_server.py did not start within {READY_TIMEOUT:?} (stdout: {line:?})"
+            );
         };
         assert_eq!(ready, "READY", "s7commplus_server.py: {line:?}");
         S7CommPlusServer {

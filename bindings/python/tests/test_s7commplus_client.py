@@ -133,7 +133,7 @@ class S7CommPlusClientTests(unittest.TestCase):
     def test_exceptions_are_s7commplus_classes(self):
         client = S7CommPlusClient()
         with self.assertRaises(S7ConnectionError) as caught:
-            # Nothing listens on the port of a closed listener.
+            # Nothing listens on port 1 of the loopback address.
             client.connect("127.0.0.1", port=1, use_tls=True, tls_cert_fingerprint=self.server.pin.hex())
         self.assertIsInstance(caught.exception.__cause__, isotcp.S7ConnectionError)
 
