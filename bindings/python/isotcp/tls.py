@@ -129,7 +129,10 @@ class TlsConfig:
         self.close()
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (at interpreter exit the library may be gone already)
+            pass
 
 
 __all__ = ["TLS1_2", "TLS1_3", "TlsConfig"]
