@@ -1,0 +1,631 @@
+//! TLS inside COTP against TLS stacks this project did not write, through the C API:
+//!
+//! - Python's `ssl` module (OpenSSL) over a COTP peer written in Python
+//!   (`tests/peers/tls_cotp_peer.py`): as the server (one process for the whole binary; the
+//!   called TSAP of each connection picks its scenario) and as the client of our listener;
+//! - the s7commplus 0.3.0 S7-1500 emulator (`tests/peers/s7commplus_emulator.py`): InitSSL in
+//!   plaintext, then its S7CommPlus V2 session over TLS;
+//! - tshark, which decrypts a frame trace with the key log.
+//!
+//! The peers run with the python of the s7commplus venv (ISOTCP_VENV_S7COMMPLUS, by default
+//! ~/.cache/isotcp-peers/venv-s7commplus/bin/python, made by `.ci/setup`; it has `cryptography`,
+//! which makes the test certificates). A missing venv or tshark is a SKIP, unless
+//! ISOTCP_REQUIRE_PEERS=1. tests/peers/README.md describes the peers.
+#![cfg(feature = "tls")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::ptr::null_mut;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::conn::*;
+use common::process::output_within;
+use isotcp::ffi::listener::*;
+use isotcp::ffi::tls::*;
+use isotcp::ffi::trace::{iso_set_trace, iso_set_trace_file, ISO_TRACE_SENT};
+
+const LONG: u32 = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// The peers
+// ---------------------------------------------------------------------------------------------
+
+fn require_peers() -> bool {
+    std::env::var("ISOTCP_REQUIRE_PEERS").as_deref() == Ok("1")
+}
+
+/// The python of the s7commplus venv, or None (SKIP) when it is missing.
+fn python() -> Option<&'static Path> {
+    static PY: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PY.get_or_init(|| {
+        let p = match std::env::var_os("ISOTCP_VENV_S7COMMPLUS") {
+            Some(v) if !v.is_empty() => PathBuf::from(v),
+            _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/isotcp-peers/venv-s7commplus/bin/python"),
+        };
+        if p.exists() {
+            return Some(p);
+        }
+        assert!(
+            !require_peers(),
+            "{} missing and ISOTCP_REQUIRE_PEERS=1 (set ISOTCP_VENV_S7COMMPLUS or run .ci/setup)",
+            p.display()
+        );
+        eprintln!(
+            "SKIP tls_interop: {} not found (set ISOTCP_VENV_S7COMMPLUS)",
+            p.display()
+        );
+        None
+    })
+    .as_deref()
+}
+
+fn peer_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
+}
+
+/// The test CA and certificates, made once per run by the peer script with `cryptography`.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// SHA-256 of a certificate (DER), as the peer script computed it with hashlib.
+    fn pin(&self, stem: &str) -> Vec<u8> {
+        let text = std::fs::read_to_string(self.path(&format!("{stem}.sha256"))).unwrap();
+        let text = text.trim();
+        let pin: Vec<u8> = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(pin.len(), 32);
+        pin
+    }
+}
+
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("isotcp-tls-interop-{}", std::process::id()));
+        let out = output_within(
+            Command::new(python().unwrap())
+                .arg(peer_script("tls_cotp_peer.py"))
+                .arg("pki")
+                .arg(&dir),
+            Duration::from_secs(30),
+        );
+        assert!(
+            out.status.success(),
+            "tls_cotp_peer.py pki: {}",
+            common::process::text(&out)
+        );
+        Pki { dir }
+    })
+}
+
+/// A peer process that printed "READY <port> ..." and ends when its stdin closes (at the end of
+/// the test binary for the shared ones).
+struct Running {
+    ports: Vec<u16>,
+    _stdin: ChildStdin,
+    _child: Child,
+}
+
+fn spawn_ready(cmd: &mut Command) -> Running {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the peer");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"READY"), "peer said {line:?}");
+    Running {
+        ports: words[1..].iter().map(|p| p.parse().unwrap()).collect(),
+        _stdin: child.stdin.take().unwrap(),
+        _child: child,
+    }
+}
+
+/// The Python `ssl` server, shared by all tests of this binary.
+fn ssl_server_port() -> u16 {
+    static SERVER: OnceLock<Running> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            spawn_ready(
+                Command::new(python().unwrap())
+                    .arg(peer_script("tls_cotp_peer.py"))
+                    .arg("serve")
+                    .arg(&pki().dir),
+            )
+        })
+        .ports[0]
+}
+
+/// The s7commplus emulators (plain TLS, mutual TLS), shared by the tests of this binary.
+fn emulator_ports() -> (u16, u16) {
+    static EMU: OnceLock<Running> = OnceLock::new();
+    let r = EMU.get_or_init(|| {
+        let p = pki();
+        spawn_ready(
+            Command::new(python().unwrap())
+                .arg(peer_script("s7commplus_emulator.py"))
+                .arg(p.path("rsa-server.pem"))
+                .arg(p.path("rsa-server.key"))
+                .arg(p.path("ca.pem")),
+        )
+    });
+    (r.ports[0], r.ports[1])
+}
+
+// ---------------------------------------------------------------------------------------------
+// The C API
+// ---------------------------------------------------------------------------------------------
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.to_str().unwrap()).unwrap()
+}
+
+/// An `iso_tls_config`, destroyed on drop.
+struct TlsCfg(*mut iso_tls_config);
+
+impl TlsCfg {
+    fn new() -> TlsCfg {
+        let mut cfg = null_mut();
+        assert_eq!(unsafe { iso_tls_config_create(&mut cfg) }, ISO_OK);
+        TlsCfg(cfg)
+    }
+
+    fn pinned(pin: &[u8]) -> TlsCfg {
+        let cfg = TlsCfg::new();
+        assert_eq!(
+            unsafe { iso_tls_config_set_pin_sha256(cfg.0, pin.as_ptr(), pin.len()) },
+            ISO_OK
+        );
+        cfg
+    }
+
+    /// Verifies the server by the test CA.
+    fn ca() -> TlsCfg {
+        let cfg = TlsCfg::new();
+        let ca = cstr(&pki().path("ca.pem"));
+        assert_eq!(
+            unsafe { iso_tls_config_set_ca_file(cfg.0, ca.as_ptr()) },
+            ISO_OK
+        );
+        cfg
+    }
+
+    fn identity(self, stem: &str) -> TlsCfg {
+        let (c, k) = (
+            cstr(&pki().path(&format!("{stem}.pem"))),
+            cstr(&pki().path(&format!("{stem}.key"))),
+        );
+        assert_eq!(
+            unsafe { iso_tls_config_set_identity_files(self.0, c.as_ptr(), k.as_ptr()) },
+            ISO_OK
+        );
+        self
+    }
+
+    fn versions(self, min: u16, max: u16) -> TlsCfg {
+        assert_eq!(
+            unsafe { iso_tls_config_set_versions(self.0, min, max) },
+            ISO_OK
+        );
+        self
+    }
+
+    fn keylog(self, path: &Path) -> TlsCfg {
+        let p = cstr(path);
+        assert_eq!(
+            unsafe { iso_tls_config_set_keylog_file(self.0, p.as_ptr()) },
+            ISO_OK
+        );
+        self
+    }
+}
+
+impl Drop for TlsCfg {
+    fn drop(&mut self) {
+        unsafe { iso_tls_config_destroy(self.0) };
+    }
+}
+
+fn start_tls(c: &Conn, cfg: &TlsCfg, timeout_ms: u32) -> i32 {
+    unsafe { iso_start_tls(c.raw(), cfg.0, timeout_ms) }
+}
+
+/// A connection to the Python `ssl` server running `scenario`, COTP connected, TLS not started.
+fn to_ssl_server(scenario: &str, tpdu: u32) -> Conn {
+    let c = Conn::local(ssl_server_port());
+    assert_eq!(c.set_tsap_bytes(&[6, 0], scenario.as_bytes()), ISO_OK);
+    assert_eq!(c.set_tpdu_size(tpdu), ISO_OK);
+    // A 64 KiB message grows by its records' overhead.
+    assert_eq!(c.set_max_message(256 << 10), ISO_OK);
+    c.ok(c.connect(LONG));
+    assert_eq!(c.tpdu_size(), Ok(tpdu));
+    c
+}
+
+fn message(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + len) as u8).collect()
+}
+
+/// Sends each message and checks the peer's echo.
+#[track_caller]
+fn echo(c: &Conn, sizes: &[usize]) {
+    for &len in sizes {
+        let m = message(len);
+        c.ok(c.send(&m));
+        let back = c.recv(256 << 10, LONG).unwrap_or_else(|rc| {
+            panic!(
+                "echo of {len} bytes: {}: {}",
+                code_name(rc),
+                c.last_error()
+            )
+        });
+        assert!(back == m, "echo of {len} bytes came back as {} bytes", back.len());
+    }
+}
+
+/// What the Python server saw, from its answer to "REPORT": key=value pairs.
+fn report(c: &Conn) -> HashMap<String, String> {
+    c.ok(c.send(b"REPORT"));
+    let line = String::from_utf8(c.recv_ok()).unwrap();
+    line.split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn list(r: &HashMap<String, String>, key: &str) -> Vec<String> {
+    r[key]
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn num(r: &HashMap<String, String>, key: &str) -> usize {
+    r[key]
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} in {r:?}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client role against Python's ssl (OpenSSL)
+// ---------------------------------------------------------------------------------------------
+
+const SIZES: [usize; 9] = [1, 2, 100, 1000, 2048, 4096, 8192, 20_000, 65_536];
+
+/// TLS 1.3 with a pinned server, messages of 1 byte to 64 KiB both ways; every DT the peer
+/// received is within the TPDU size, application-data DTs are whole records, full ones fill the
+/// TPDU.
+fn tpdu_round_trip(tpdu: u32) {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("echo", tpdu);
+    let rc = start_tls(&c, &TlsCfg::pinned(&pki().pin("server")), LONG);
+    c.ok(rc);
+    echo(&c, &SIZES);
+    let r = report(&c);
+    assert_eq!(r["version"], "TLSv1.3", "{r:?}");
+    assert_eq!(num(&r, "tpdu"), tpdu as usize);
+    assert_eq!(num(&r, "over_tpdu"), 0, "DTs above TPDU {tpdu}: {r:?}");
+    assert_eq!(num(&r, "max_dt"), tpdu as usize, "a 64 KiB message fills its DTs: {r:?}");
+    assert_eq!(num(&r, "misaligned"), 0, "DTs not made of whole records: {r:?}");
+}
+
+#[test]
+fn python_ssl_server_tpdu_128() {
+    tpdu_round_trip(128);
+}
+
+#[test]
+fn python_ssl_server_tpdu_1024() {
+    tpdu_round_trip(1024);
+}
+
+#[test]
+fn python_ssl_server_tpdu_2048() {
+    tpdu_round_trip(2048);
+}
+
+#[test]
+fn python_ssl_server_tpdu_4096() {
+    tpdu_round_trip(4096);
+}
+
+#[test]
+fn python_ssl_server_tpdu_8192() {
+    tpdu_round_trip(8192);
+}
+
+/// The ClientHello as OpenSSL's peer parsed it from the raw bytes: key exchange X25519 and
+/// secp256r1 only (no post-quantum hybrid such as X25519MLKEM768, 0x11ec, which PLCs answer with
+/// a reset), one DT, no SNI without a server name, TLS 1.3 and 1.2 offered, AEAD suites only.
+#[test]
+fn client_hello_offers_classic_groups_in_one_dt() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("echo", 1024);
+    c.ok(start_tls(&c, &TlsCfg::pinned(&pki().pin("server")), LONG));
+    let r = report(&c);
+    let groups = list(&r, "groups");
+    assert!(
+        groups.iter().all(|g| g == "001d" || g == "0017"),
+        "supported_groups {groups:?}"
+    );
+    assert!(groups.contains(&"001d".into()) && groups.contains(&"0017".into()));
+    let shares = list(&r, "key_shares");
+    assert!(!shares.is_empty(), "{r:?}");
+    assert!(
+        shares.iter().all(|g| g == "001d" || g == "0017"),
+        "key_share {shares:?}"
+    );
+    assert!(!groups.contains(&"11ec".into()) && !shares.contains(&"11ec".into()));
+    assert_eq!(num(&r, "hello_dts"), 1, "ClientHello in one DT: {r:?}");
+    assert!(num(&r, "hello_max_dt") <= 1024, "{r:?}");
+    let exts = list(&r, "extensions");
+    assert!(!exts.contains(&"0000".into()), "SNI sent without a server name: {exts:?}");
+    assert!(!exts.contains(&"0029".into()), "pre_shared_key offered: {exts:?}");
+    let versions = list(&r, "versions");
+    assert!(versions.contains(&"0304".into()) && versions.contains(&"0303".into()));
+    // TLS 1.3 suites, ECDHE with AES-GCM or ChaCha20 for 1.2, and the renegotiation SCSV.
+    let aead = [
+        "1301", "1302", "1303", "c02b", "c02c", "c02f", "c030", "cca8", "cca9", "00ff",
+    ];
+    for s in list(&r, "suites") {
+        assert!(aead.contains(&s.as_str()), "cipher suite {s} offered");
+    }
+}
+
+#[test]
+fn python_ssl_server_tls12_round_trip() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("tls12", 1024);
+    c.ok(start_tls(&c, &TlsCfg::ca(), LONG));
+    echo(&c, &SIZES);
+    let r = report(&c);
+    assert_eq!(r["version"], "TLSv1.2", "{r:?}");
+    assert!(r["cipher"].starts_with("ECDHE-"), "{r:?}");
+    assert!(r["cipher"].contains("GCM") || r["cipher"].contains("CHACHA20"), "{r:?}");
+    assert_eq!(num(&r, "over_tpdu"), 0, "{r:?}");
+    assert_eq!(num(&r, "max_dt"), 1024, "{r:?}");
+    assert_eq!(num(&r, "misaligned"), 0, "{r:?}");
+}
+
+/// The server requires a client certificate: ours (signed by its CA) gets through and the peer
+/// names it; without one the session does not come up.
+#[test]
+fn python_ssl_server_requires_a_client_certificate() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("mtls", 1024);
+    c.ok(start_tls(&c, &TlsCfg::ca().identity("client"), LONG));
+    echo(&c, &[1, 5000]);
+    let r = report(&c);
+    assert_eq!(r["client_cn"], "isotcp-client", "{r:?}");
+
+    let c = to_ssl_server("mtls", 1024);
+    let rc = start_tls(&c, &TlsCfg::ca(), LONG);
+    // TLS 1.3: the client finishes its handshake before the server judges it, so the refusal
+    // (OpenSSL's certificate_required alert) arrives at the first receive.
+    let (rc, msg) = if rc == ISO_OK {
+        let _ = c.send(b"hello");
+        let (rc, _) = c.recv_into(&mut [0u8; 64], LONG);
+        (rc, c.last_error())
+    } else {
+        (rc, c.last_error())
+    };
+    assert_code_msg(rc, ISO_E_TLS, &msg, &["CertificateRequired"]);
+    assert_eq!(c.check(), 0, "the refused session is closed");
+}
+
+#[test]
+fn wrong_pin_names_both_pins() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("echo", 1024);
+    let wrong = [0x5a; 32];
+    let rc = start_tls(&c, &TlsCfg::pinned(&wrong), LONG);
+    let seen: String = pki().pin("server").iter().map(|b| format!("{b:02x}")).collect();
+    c.expect(rc, ISO_E_TLS, &[&"5a".repeat(32), &seen]);
+    assert_eq!(c.check(), 0);
+}
+
+#[test]
+fn expired_certificate_against_the_ca_file() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("expired", 1024);
+    let rc = start_tls(&c, &TlsCfg::ca(), LONG);
+    let msg = c.last_error();
+    assert_code_msg(rc, ISO_E_TLS, &msg, &[]);
+    assert!(msg.to_lowercase().contains("expired"), "{msg}");
+    assert_eq!(c.check(), 0);
+}
+
+/// OpenSSL, limited to TLS 1.2, answers a TLS 1.3-only ClientHello with a fatal
+/// protocol_version alert: the message names it.
+#[test]
+fn fatal_alert_from_openssl_is_named() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("tls12", 1024);
+    let cfg = TlsCfg::ca().versions(0x0304, 0x0304);
+    let rc = start_tls(&c, &cfg, LONG);
+    c.expect(rc, ISO_E_TLS, &["alert", "ProtocolVersion"]);
+    assert_eq!(c.check(), 0);
+}
+
+#[test]
+fn garbage_instead_of_a_record() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("garbage", 1024);
+    let started = Instant::now();
+    let rc = start_tls(&c, &TlsCfg::ca(), LONG);
+    c.expect(rc, ISO_E_TLS, &[]);
+    assert!(started.elapsed() < Duration::from_secs(2), "fails at once");
+    assert_eq!(c.check(), 0);
+}
+
+/// The peer cuts its first flight inside a record over two DTs (EOT on the second only) and each
+/// echo inside a record over two TSDUs.
+#[test]
+fn records_split_over_dts_and_tsdus() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("split", 1024);
+    c.ok(start_tls(&c, &TlsCfg::ca(), LONG));
+    // One record each on the peer's side, so the cut is inside it.
+    echo(&c, &[1, 100, 1000, 3000, 16_000]);
+}
+
+/// The peer sends its ServerHello and then nothing: the handshake deadline holds.
+#[test]
+fn peer_stopping_mid_handshake_times_out() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("stall", 1024);
+    let started = Instant::now();
+    let rc = start_tls(&c, &TlsCfg::ca(), 400);
+    let took = started.elapsed();
+    c.expect(rc, ISO_E_TIMEOUT, &[]);
+    assert!(
+        took >= Duration::from_millis(390) && took < Duration::from_millis(900),
+        "{took:?}"
+    );
+    assert_eq!(c.check(), 0, "a failed handshake closes the connection");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server role: Python's ssl as the client of our listener
+// ---------------------------------------------------------------------------------------------
+
+struct SendPtr<T>(*mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+
+/// Our listener with TLS in the server role echoes what Python's ssl client sends; returns the
+/// client's result line.
+fn python_client(tpdu: u32, min: &str, max: &str) -> Option<HashMap<String, String>> {
+    python()?;
+    let p = pki();
+    let mut l = null_mut();
+    assert_eq!(
+        unsafe { iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l) },
+        ISO_OK
+    );
+    assert_eq!(unsafe { iso_listener_set_max_message(l, 256 << 10) }, ISO_OK);
+    let mut port = 0;
+    assert_eq!(unsafe { iso_listener_port(l, &mut port) }, ISO_OK);
+    let lp = SendPtr(l);
+    let server = thread::spawn(move || {
+        let lp = lp;
+        let cfg = TlsCfg::new().identity("server");
+        let mut s = null_mut();
+        assert_eq!(unsafe { iso_accept(lp.0, LONG, &mut s) }, ISO_OK);
+        let rc = unsafe { iso_start_tls(s, cfg.0, LONG) };
+        let mut echoed = 0;
+        if rc == ISO_OK {
+            let mut buf = vec![0u8; 256 << 10];
+            loop {
+                let mut n = 0;
+                if unsafe { isotcp::ffi::conn::iso_recv(s, buf.as_mut_ptr(), buf.len(), &mut n, LONG) }
+                    != ISO_OK
+                {
+                    break;
+                }
+                assert_eq!(
+                    unsafe { isotcp::ffi::conn::iso_send(s, buf.as_ptr(), n) },
+                    ISO_OK
+                );
+                echoed += 1;
+            }
+        }
+        unsafe {
+            isotcp::ffi::conn::iso_destroy(s);
+            iso_listener_destroy(lp.0);
+        }
+        (rc, echoed)
+    });
+    let out = output_within(
+        Command::new(python().unwrap())
+            .arg(peer_script("tls_cotp_peer.py"))
+            .arg("connect")
+            .arg(&p.dir)
+            .args(["--port", &port.to_string(), "--tpdu", &tpdu.to_string()])
+            .args(["--min", min, "--max", max])
+            .args(["--sizes", "1,2,100,1000,4096,20000,65536"]),
+        Duration::from_secs(30),
+    );
+    let text = common::process::text(&out);
+    assert!(out.status.success(), "python client: {text}");
+    let (rc, echoed) = server.join().unwrap();
+    assert_eq!(rc, ISO_OK, "iso_start_tls as the server");
+    assert_eq!(echoed, 7, "{text}");
+    Some(
+        text.lines()
+            .next()
+            .unwrap()
+            .split(' ')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+#[test]
+fn python_ssl_client_against_our_server_tls13() {
+    let Some(r) = python_client(1024, "TLSv1_3", "TLSv1_3") else {
+        return;
+    };
+    assert_eq!(r["version"], "TLSv1.3", "{r:?}");
+    assert_eq!(num(&r, "tpdu"), 1024);
+    assert_eq!(num(&r, "over_tpdu"), 0, "{r:?}");
+    assert_eq!(num(&r, "max_dt"), 1024, "{r:?}");
+    assert_eq!(num(&r, "misaligned"), 0, "{r:?}");
+    assert_eq!(r["has_ticket"], "False", "no session tickets: {r:?}");
+}
+
+#[test]
+fn python_ssl_client_against_our_server_tls12_tpdu_2048() {
+    let Some(r) = python_client(2048, "TLSv1_2", "TLSv1_2") else {
+        return;
+    };
+    assert_eq!(r["version"], "TLSv1.2", "{r:?}");
+    assert_eq!(num(&r, "tpdu"), 2048);
+    assert_eq!(num(&r, "over_tpdu"), 0, "{r:?}");
+    assert_eq!(num(&r, "max_dt"), 2048, "{r:?}");
+    assert_eq!(num(&r, "misaligned"), 0, "{r:?}");
+}
