@@ -629,3 +629,281 @@ fn python_ssl_client_against_our_server_tls12_tpdu_2048() {
     assert_eq!(num(&r, "max_dt"), 2048, "{r:?}");
     assert_eq!(num(&r, "misaligned"), 0, "{r:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The s7commplus 0.3.0 emulator: an S7-1500's secure HMI session
+// ---------------------------------------------------------------------------------------------
+
+/// S7CommPlus facts (from the emulator's source and public protocol descriptions) for the few
+/// PDUs the tests write by hand.
+mod s7p {
+    pub const INIT_SSL: u16 = 0x05B3;
+    pub const CREATE_OBJECT: u16 = 0x04CA;
+    pub const SET_MULTI_VARIABLES: u16 = 0x0542;
+    pub const GET_MULTI_VARIABLES: u16 = 0x054C;
+    /// The session id of a CreateObject request (ObjectNullServerSession).
+    pub const NULL_SERVER_SESSION: u32 = 288;
+    /// AccessArea of DB n: 0x8A0E0000 | n.
+    pub const DB_AREA: u32 = 0x8A0E_0000;
+    /// AccessSubArea of a DB's actual values.
+    pub const DB_VALUE_ACTUAL: u32 = 2550;
+    /// The LID that makes the next two a byte offset and a size.
+    pub const CLASSIC_BLOB: u32 = 3;
+    /// Attribute ServerSessionVersion, which the session setup write echoes.
+    pub const SERVER_SESSION_VERSION: u32 = 306;
+
+    /// Unsigned VLQ: 7-bit groups, most significant first, bit 7 set on all but the last.
+    pub fn vlq(v: u32) -> Vec<u8> {
+        let mut groups = vec![(v & 0x7F) as u8];
+        let mut rest = v >> 7;
+        while rest != 0 {
+            groups.push((rest & 0x7F) as u8 | 0x80);
+            rest >>= 7;
+        }
+        groups.reverse();
+        groups
+    }
+
+    /// (value, bytes used) of the VLQ at the start of `b`.
+    pub fn read_vlq(b: &[u8]) -> (u32, usize) {
+        let mut v = 0u32;
+        for (i, byte) in b.iter().enumerate().take(5) {
+            v = (v << 7) | u32::from(byte & 0x7F);
+            if byte & 0x80 == 0 {
+                return (v, i + 1);
+            }
+        }
+        panic!("VLQ runs past {b:02x?}");
+    }
+
+    /// A frame: 0x72, version, length, the PDU, and the trailer 72 <version> 00 00.
+    pub fn frame(version: u8, pdu: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x72, version];
+        f.extend_from_slice(&(pdu.len() as u16).to_be_bytes());
+        f.extend_from_slice(pdu);
+        f.extend_from_slice(&[0x72, version, 0, 0]);
+        f
+    }
+
+    /// A request header: opcode 0x31, function, sequence number, session id, transport flags.
+    pub fn request(function: u16, seq: u16, session: u32, flags: u8) -> Vec<u8> {
+        let mut r = vec![0x31, 0, 0];
+        r.extend_from_slice(&function.to_be_bytes());
+        r.extend_from_slice(&[0, 0]);
+        r.extend_from_slice(&seq.to_be_bytes());
+        r.extend_from_slice(&session.to_be_bytes());
+        r.push(flags);
+        r
+    }
+
+    /// The PDU of a response frame after checking its header: opcode 0x32, the function and
+    /// sequence number asked for, and the length field.
+    #[track_caller]
+    pub fn response(frame: &[u8], function: u16, seq: u16) -> Vec<u8> {
+        assert_eq!(frame[0], 0x72, "{frame:02x?}");
+        let len = u16::from_be_bytes([frame[2], frame[3]]) as usize;
+        let pdu = &frame[4..4 + len];
+        assert_eq!(pdu[0], 0x32, "a response: {frame:02x?}");
+        assert_eq!(u16::from_be_bytes([pdu[3], pdu[4]]), function, "{frame:02x?}");
+        assert_eq!(u16::from_be_bytes([pdu[7], pdu[8]]), seq, "{frame:02x?}");
+        pdu.to_vec()
+    }
+
+    /// One DB item address: SymbolCrc 0, the DB's area, 4 LIDs (sub-area, blob, offset, size).
+    pub fn db_item(db: u16, offset: u32, size: u32) -> Vec<u8> {
+        let mut a = vec![0];
+        a.extend(vlq(DB_AREA | u32::from(db)));
+        a.push(4);
+        a.extend(vlq(DB_VALUE_ACTUAL));
+        a.extend(vlq(CLASSIC_BLOB));
+        a.extend(vlq(offset));
+        a.extend(vlq(size));
+        a
+    }
+}
+
+/// Frames traced on a connection: (sent, TPKT packet).
+type Frames = Mutex<Vec<(bool, Vec<u8>)>>;
+
+unsafe extern "C" fn collect_frame(user: *mut c_void, direction: i32, frame: *const u8, len: usize) {
+    // SAFETY: `user` is the `Frames` the test installed and keeps alive while installed; the
+    // library passes a frame valid for `len` bytes.
+    let (frames, frame) = unsafe { (&*(user as *const Frames), std::slice::from_raw_parts(frame, len)) };
+    frames.lock().unwrap().push((direction == ISO_TRACE_SENT, frame.to_vec()));
+}
+
+/// InitSSL in plaintext, the TLS handshake pinned to the emulator's certificate, then the V2
+/// session over TLS: CreateObject, the session setup write, a DB write and a DB read that sees
+/// it. Returns the frames traced from the InitSSL request on.
+fn emulator_session(port: u16, cfg: &TlsCfg) -> Vec<(bool, Vec<u8>)> {
+    use s7p::*;
+    let c = Conn::local(port);
+    assert_eq!(c.set_tsap_bytes(&[6, 0], b"SIMATIC-ROOT-HMI"), ISO_OK);
+    c.ok(c.connect(LONG));
+    // The emulator's CC has no TSAPs and TPDU 1024 (C0 = 0x0A) whatever was offered.
+    assert_eq!(c.tpdu_size(), Ok(1024));
+    let frames: Arc<Frames> = Arc::default();
+    let user = Arc::as_ptr(&frames) as *mut c_void;
+    assert_eq!(unsafe { iso_set_trace(c.raw(), Some(collect_frame), user) }, ISO_OK);
+
+    // InitSSL, plaintext: V1 frame, no session, transport flags 0x30, four zero bytes.
+    let mut req = request(INIT_SSL, 1, 0, 0x30);
+    req.extend_from_slice(&[0; 4]);
+    c.ok(c.send(&frame(1, &req)));
+    let resp = response(&c.recv_ok(), INIT_SSL, 1);
+    assert_eq!(resp[10], 0, "InitSSL return code: {resp:02x?}");
+
+    c.ok(start_tls(&c, cfg, LONG));
+    assert_eq!(unsafe { iso_tls_active(c.raw()) }, 1);
+    let handshake_done = frames.lock().unwrap().len();
+
+    // CreateObject of a server session: RequestId ObjectServerSessionContainer (285),
+    // RequestValue UDInt 0, then a ClassServerSession object (287) with RID GetNewRIDOnServer.
+    let mut req = request(CREATE_OBJECT, 2, NULL_SERVER_SESSION, 0x36);
+    req.extend_from_slice(&285u32.to_be_bytes());
+    req.extend_from_slice(&[0x00, 0x04, 0x00]);
+    req.extend_from_slice(&[0; 4]);
+    req.push(0xA1);
+    req.extend_from_slice(&211u32.to_be_bytes());
+    req.extend(vlq(287));
+    req.extend_from_slice(&[0, 0, 0xA2, 0, 0, 0, 0]);
+    c.ok(c.send(&frame(2, &req)));
+    let resp = response(&c.recv_ok(), CREATE_OBJECT, 2);
+    assert_eq!(resp[10], 0, "CreateObject return code: {resp:02x?}");
+    assert_eq!(resp[11], 1, "one object id: {resp:02x?}");
+    let (session, _) = read_vlq(&resp[12..]);
+    assert_ne!(session, 0);
+
+    // The session setup write: ServerSessionVersion (306) back to the PLC.
+    let mut req = request(SET_MULTI_VARIABLES, 3, session, 0x34);
+    req.extend_from_slice(&session.to_be_bytes());
+    req.extend_from_slice(&[1, 1]);
+    req.extend(vlq(SERVER_SESSION_VERSION));
+    req.extend_from_slice(&[1, 0x00, 0x04, 2, 0, 0, 0, 0, 0, 0]);
+    c.ok(c.send(&frame(2, &req)));
+    let resp = response(&c.recv_ok(), SET_MULTI_VARIABLES, 3);
+    assert_eq!(&resp[10..12], &[0, 0], "accepted, no item errors: {resp:02x?}");
+
+    // Write 16 bytes at DB1.DBB8 as a BLOB.
+    let marker: Vec<u8> = b"isotcp over TLS!".to_vec();
+    let mut req = request(SET_MULTI_VARIABLES, 4, session, 0x34);
+    req.extend_from_slice(&session.to_be_bytes());
+    req.extend_from_slice(&[1, 7]);
+    req.extend(db_item(1, 8, 16));
+    req.extend_from_slice(&[1, 0x00, 0x14, 0x00, 16]);
+    req.extend_from_slice(&marker);
+    req.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    c.ok(c.send(&frame(2, &req)));
+    let resp = response(&c.recv_ok(), SET_MULTI_VARIABLES, 4);
+    assert_eq!(&resp[10..12], &[0, 0], "written, no item errors: {resp:02x?}");
+
+    // Read DB1.DBB0..31: the emulator's bytes 0..7, our marker, its bytes 24..31.
+    let mut req = request(GET_MULTI_VARIABLES, 5, session, 0x34);
+    req.extend_from_slice(&[0, 0, 0, 0, 1, 7]);
+    req.extend(db_item(1, 0, 32));
+    req.extend_from_slice(&[0, 0, 0, 0, 0]);
+    c.ok(c.send(&frame(2, &req)));
+    let resp = response(&c.recv_ok(), GET_MULTI_VARIABLES, 5);
+    // Return value 0, item 1, a BLOB (flags 0, type 0x14, root id 0) of 32 bytes.
+    assert_eq!(&resp[10..16], &[0, 1, 0x00, 0x14, 0x00, 32], "{resp:02x?}");
+    let mut want: Vec<u8> = (0..8).collect();
+    want.extend_from_slice(&marker);
+    want.extend(24..32u8);
+    assert_eq!(&resp[16..48], &want[..]);
+
+    assert_eq!(unsafe { iso_set_trace(c.raw(), None, null_mut()) }, ISO_OK);
+    let frames = frames.lock().unwrap().clone();
+    // Plaintext InitSSL: the first DT sent is an S7CommPlus V1 frame.
+    assert_eq!(&frames[0].1[7..9], &[0x72, 0x01], "InitSSL in clear");
+    // After the handshake every DT both ways is whole TLS application-data records (we send one
+    // per DT; the emulator's first DT after the handshake carries both TLS 1.3 session tickets),
+    // and the marker written and read back never shows in clear.
+    for (i, (sent, f)) in frames.iter().enumerate().skip(handshake_done) {
+        assert_eq!(&f[4..6], &[0x02, 0xF0], "a DT");
+        let mut rest = &f[7..];
+        let mut count = 0;
+        while !rest.is_empty() {
+            assert_eq!(&rest[..3], &[0x17, 0x03, 0x03], "frame {i} (sent {sent})");
+            let len = 5 + u16::from_be_bytes([rest[3], rest[4]]) as usize;
+            assert!(len <= rest.len(), "frame {i} (sent {sent}): a record cut short");
+            rest = &rest[len..];
+            count += 1;
+        }
+        if *sent {
+            assert_eq!(count, 1, "frame {i}: one record per DT we send");
+        }
+    }
+    for (sent, f) in &frames {
+        assert!(
+            !f.windows(marker.len()).any(|w| w == &marker[..]),
+            "the marker in clear (sent {sent})"
+        );
+    }
+    frames
+}
+
+fn emulator_pin() -> Vec<u8> {
+    pki().pin("rsa-server")
+}
+
+#[test]
+fn s7commplus_emulator_v2_session_over_tls13() {
+    if python().is_none() {
+        return;
+    }
+    let frames = emulator_session(emulator_ports().0, &TlsCfg::pinned(&emulator_pin()));
+    // The emulator writes its whole first flight as one DT above the TPDU; we accept it.
+    let largest = frames.iter().filter(|(s, _)| !s).map(|(_, f)| f.len() - 4).max();
+    assert!(largest.unwrap() > 1024, "largest DT received: {largest:?}");
+    for (sent, f) in &frames {
+        if *sent {
+            assert!(f.len() - 4 <= 1024, "a DT we sent exceeds TPDU 1024");
+        }
+    }
+}
+
+#[test]
+fn s7commplus_emulator_v2_session_over_tls12() {
+    if python().is_none() {
+        return;
+    }
+    emulator_session(
+        emulator_ports().0,
+        &TlsCfg::pinned(&emulator_pin()).versions(0x0303, 0x0303),
+    );
+}
+
+/// The emulator configured to require a client certificate from the test CA: ours gets the
+/// session through; without one the session ends at once (the emulator closes TCP).
+#[test]
+fn s7commplus_emulator_mutual_tls() {
+    if python().is_none() {
+        return;
+    }
+    let port = emulator_ports().1;
+    emulator_session(port, &TlsCfg::pinned(&emulator_pin()).identity("client"));
+
+    let c = Conn::local(port);
+    assert_eq!(c.set_tsap_bytes(&[6, 0], b"SIMATIC-ROOT-HMI"), ISO_OK);
+    c.ok(c.connect(LONG));
+    let mut req = s7p::request(s7p::INIT_SSL, 1, 0, 0x30);
+    req.extend_from_slice(&[0; 4]);
+    c.ok(c.send(&s7p::frame(1, &req)));
+    c.recv_ok();
+    let rc = start_tls(&c, &TlsCfg::pinned(&emulator_pin()), LONG);
+    let rc = if rc == ISO_OK {
+        // TLS 1.3: the refusal comes after our Finished, at the first receive.
+        let _ = c.send(&s7p::frame(2, &s7p::request(s7p::CREATE_OBJECT, 2, 288, 0x36)));
+        c.recv_into(&mut [0u8; 256], LONG).0
+    } else {
+        rc
+    };
+    // The emulator drops the connection without sending OpenSSL's alert.
+    assert!(
+        rc == ISO_E_CLOSED || rc == ISO_E_TLS,
+        "{}: {}",
+        code_name(rc),
+        c.last_error()
+    );
+    assert_eq!(c.check(), 0);
+}
