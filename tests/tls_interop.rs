@@ -276,13 +276,13 @@ fn echo(c: &Conn, sizes: &[usize]) {
         let m = message(len);
         c.ok(c.send(&m));
         let back = c.recv(256 << 10, LONG).unwrap_or_else(|rc| {
-            panic!(
-                "echo of {len} bytes: {}: {}",
-                code_name(rc),
-                c.last_error()
-            )
+            panic!("echo of {len} bytes: {}: {}", code_name(rc), c.last_error())
         });
-        assert!(back == m, "echo of {len} bytes came back as {} bytes", back.len());
+        assert!(
+            back == m,
+            "echo of {len} bytes came back as {} bytes",
+            back.len()
+        );
     }
 }
 
@@ -305,9 +305,7 @@ fn list(r: &HashMap<String, String>, key: &str) -> Vec<String> {
 }
 
 fn num(r: &HashMap<String, String>, key: &str) -> usize {
-    r[key]
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} in {r:?}"))
+    r[key].parse().unwrap_or_else(|_| panic!("{key} in {r:?}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,8 +329,16 @@ fn tpdu_round_trip(tpdu: u32) {
     assert_eq!(r["version"], "TLSv1.3", "{r:?}");
     assert_eq!(num(&r, "tpdu"), tpdu as usize);
     assert_eq!(num(&r, "over_tpdu"), 0, "DTs above TPDU {tpdu}: {r:?}");
-    assert_eq!(num(&r, "max_dt"), tpdu as usize, "a 64 KiB message fills its DTs: {r:?}");
-    assert_eq!(num(&r, "misaligned"), 0, "DTs not made of whole records: {r:?}");
+    assert_eq!(
+        num(&r, "max_dt"),
+        tpdu as usize,
+        "a 64 KiB message fills its DTs: {r:?}"
+    );
+    assert_eq!(
+        num(&r, "misaligned"),
+        0,
+        "DTs not made of whole records: {r:?}"
+    );
 }
 
 #[test]
@@ -387,8 +393,14 @@ fn client_hello_offers_classic_groups_in_one_dt() {
     assert_eq!(num(&r, "hello_dts"), 1, "ClientHello in one DT: {r:?}");
     assert!(num(&r, "hello_max_dt") <= 1024, "{r:?}");
     let exts = list(&r, "extensions");
-    assert!(!exts.contains(&"0000".into()), "SNI sent without a server name: {exts:?}");
-    assert!(!exts.contains(&"0029".into()), "pre_shared_key offered: {exts:?}");
+    assert!(
+        !exts.contains(&"0000".into()),
+        "SNI sent without a server name: {exts:?}"
+    );
+    assert!(
+        !exts.contains(&"0029".into()),
+        "pre_shared_key offered: {exts:?}"
+    );
     let versions = list(&r, "versions");
     assert!(versions.contains(&"0304".into()) && versions.contains(&"0303".into()));
     // TLS 1.3 suites, ECDHE with AES-GCM or ChaCha20 for 1.2, and the renegotiation SCSV.
@@ -411,7 +423,10 @@ fn python_ssl_server_tls12_round_trip() {
     let r = report(&c);
     assert_eq!(r["version"], "TLSv1.2", "{r:?}");
     assert!(r["cipher"].starts_with("ECDHE-"), "{r:?}");
-    assert!(r["cipher"].contains("GCM") || r["cipher"].contains("CHACHA20"), "{r:?}");
+    assert!(
+        r["cipher"].contains("GCM") || r["cipher"].contains("CHACHA20"),
+        "{r:?}"
+    );
     assert_eq!(num(&r, "over_tpdu"), 0, "{r:?}");
     assert_eq!(num(&r, "max_dt"), 1024, "{r:?}");
     assert_eq!(num(&r, "misaligned"), 0, "{r:?}");
@@ -453,7 +468,11 @@ fn wrong_pin_names_both_pins() {
     let c = to_ssl_server("echo", 1024);
     let wrong = [0x5a; 32];
     let rc = start_tls(&c, &TlsCfg::pinned(&wrong), LONG);
-    let seen: String = pki().pin("server").iter().map(|b| format!("{b:02x}")).collect();
+    let seen: String = pki()
+        .pin("server")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     c.expect(rc, ISO_E_TLS, &[&"5a".repeat(32), &seen]);
     assert_eq!(c.check(), 0);
 }
@@ -546,7 +565,10 @@ fn python_client(tpdu: u32, min: &str, max: &str) -> Option<HashMap<String, Stri
         unsafe { iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l) },
         ISO_OK
     );
-    assert_eq!(unsafe { iso_listener_set_max_message(l, 256 << 10) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_listener_set_max_message(l, 256 << 10) },
+        ISO_OK
+    );
     let mut port = 0;
     assert_eq!(unsafe { iso_listener_port(l, &mut port) }, ISO_OK);
     let lp = SendPtr(l);
@@ -561,8 +583,9 @@ fn python_client(tpdu: u32, min: &str, max: &str) -> Option<HashMap<String, Stri
             let mut buf = vec![0u8; 256 << 10];
             loop {
                 let mut n = 0;
-                if unsafe { isotcp::ffi::conn::iso_recv(s, buf.as_mut_ptr(), buf.len(), &mut n, LONG) }
-                    != ISO_OK
+                if unsafe {
+                    isotcp::ffi::conn::iso_recv(s, buf.as_mut_ptr(), buf.len(), &mut n, LONG)
+                } != ISO_OK
                 {
                     break;
                 }
@@ -704,7 +727,11 @@ mod s7p {
         let len = u16::from_be_bytes([frame[2], frame[3]]) as usize;
         let pdu = &frame[4..4 + len];
         assert_eq!(pdu[0], 0x32, "a response: {frame:02x?}");
-        assert_eq!(u16::from_be_bytes([pdu[3], pdu[4]]), function, "{frame:02x?}");
+        assert_eq!(
+            u16::from_be_bytes([pdu[3], pdu[4]]),
+            function,
+            "{frame:02x?}"
+        );
         assert_eq!(u16::from_be_bytes([pdu[7], pdu[8]]), seq, "{frame:02x?}");
         pdu.to_vec()
     }
@@ -725,11 +752,24 @@ mod s7p {
 /// Frames traced on a connection: (sent, TPKT packet).
 type Frames = Mutex<Vec<(bool, Vec<u8>)>>;
 
-unsafe extern "C" fn collect_frame(user: *mut c_void, direction: i32, frame: *const u8, len: usize) {
+unsafe extern "C" fn collect_frame(
+    user: *mut c_void,
+    direction: i32,
+    frame: *const u8,
+    len: usize,
+) {
     // SAFETY: `user` is the `Frames` the test installed and keeps alive while installed; the
     // library passes a frame valid for `len` bytes.
-    let (frames, frame) = unsafe { (&*(user as *const Frames), std::slice::from_raw_parts(frame, len)) };
-    frames.lock().unwrap().push((direction == ISO_TRACE_SENT, frame.to_vec()));
+    let (frames, frame) = unsafe {
+        (
+            &*(user as *const Frames),
+            std::slice::from_raw_parts(frame, len),
+        )
+    };
+    frames
+        .lock()
+        .unwrap()
+        .push((direction == ISO_TRACE_SENT, frame.to_vec()));
 }
 
 /// InitSSL in plaintext, the TLS handshake pinned to the emulator's certificate, then the V2
@@ -744,7 +784,10 @@ fn emulator_session(port: u16, cfg: &TlsCfg) -> Vec<(bool, Vec<u8>)> {
     assert_eq!(c.tpdu_size(), Ok(1024));
     let frames: Arc<Frames> = Arc::default();
     let user = Arc::as_ptr(&frames) as *mut c_void;
-    assert_eq!(unsafe { iso_set_trace(c.raw(), Some(collect_frame), user) }, ISO_OK);
+    assert_eq!(
+        unsafe { iso_set_trace(c.raw(), Some(collect_frame), user) },
+        ISO_OK
+    );
 
     // InitSSL, plaintext: V1 frame, no session, transport flags 0x30, four zero bytes.
     let mut req = request(INIT_SSL, 1, 0, 0x30);
@@ -782,7 +825,11 @@ fn emulator_session(port: u16, cfg: &TlsCfg) -> Vec<(bool, Vec<u8>)> {
     req.extend_from_slice(&[1, 0x00, 0x04, 2, 0, 0, 0, 0, 0, 0]);
     c.ok(c.send(&frame(2, &req)));
     let resp = response(&c.recv_ok(), SET_MULTI_VARIABLES, 3);
-    assert_eq!(&resp[10..12], &[0, 0], "accepted, no item errors: {resp:02x?}");
+    assert_eq!(
+        &resp[10..12],
+        &[0, 0],
+        "accepted, no item errors: {resp:02x?}"
+    );
 
     // Write 16 bytes at DB1.DBB8 as a BLOB.
     let marker: Vec<u8> = b"isotcp over TLS!".to_vec();
@@ -795,7 +842,11 @@ fn emulator_session(port: u16, cfg: &TlsCfg) -> Vec<(bool, Vec<u8>)> {
     req.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
     c.ok(c.send(&frame(2, &req)));
     let resp = response(&c.recv_ok(), SET_MULTI_VARIABLES, 4);
-    assert_eq!(&resp[10..12], &[0, 0], "written, no item errors: {resp:02x?}");
+    assert_eq!(
+        &resp[10..12],
+        &[0, 0],
+        "written, no item errors: {resp:02x?}"
+    );
 
     // Read DB1.DBB0..31: the emulator's bytes 0..7, our marker, its bytes 24..31.
     let mut req = request(GET_MULTI_VARIABLES, 5, session, 0x34);
@@ -825,7 +876,10 @@ fn emulator_session(port: u16, cfg: &TlsCfg) -> Vec<(bool, Vec<u8>)> {
         while !rest.is_empty() {
             assert_eq!(&rest[..3], &[0x17, 0x03, 0x03], "frame {i} (sent {sent})");
             let len = 5 + u16::from_be_bytes([rest[3], rest[4]]) as usize;
-            assert!(len <= rest.len(), "frame {i} (sent {sent}): a record cut short");
+            assert!(
+                len <= rest.len(),
+                "frame {i} (sent {sent}): a record cut short"
+            );
             rest = &rest[len..];
             count += 1;
         }
@@ -853,7 +907,11 @@ fn s7commplus_emulator_v2_session_over_tls13() {
     }
     let frames = emulator_session(emulator_ports().0, &TlsCfg::pinned(&emulator_pin()));
     // The emulator writes its whole first flight as one DT above the TPDU; we accept it.
-    let largest = frames.iter().filter(|(s, _)| !s).map(|(_, f)| f.len() - 4).max();
+    let largest = frames
+        .iter()
+        .filter(|(s, _)| !s)
+        .map(|(_, f)| f.len() - 4)
+        .max();
     assert!(largest.unwrap() > 1024, "largest DT received: {largest:?}");
     for (sent, f) in &frames {
         if *sent {
@@ -893,7 +951,10 @@ fn s7commplus_emulator_mutual_tls() {
     let rc = start_tls(&c, &TlsCfg::pinned(&emulator_pin()), LONG);
     let rc = if rc == ISO_OK {
         // TLS 1.3: the refusal comes after our Finished, at the first receive.
-        let _ = c.send(&s7p::frame(2, &s7p::request(s7p::CREATE_OBJECT, 2, 288, 0x36)));
+        let _ = c.send(&s7p::frame(
+            2,
+            &s7p::request(s7p::CREATE_OBJECT, 2, 288, 0x36),
+        ));
         c.recv_into(&mut [0u8; 256], LONG).0
     } else {
         rc
@@ -906,4 +967,137 @@ fn s7commplus_emulator_mutual_tls() {
         c.last_error()
     );
     assert_eq!(c.check(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// tshark: the frame trace decrypted with the key log
+// ---------------------------------------------------------------------------------------------
+
+fn tshark_present() -> bool {
+    let ok = Command::new("tshark")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let required =
+            require_peers() || std::env::var("ISOTCP_REQUIRE_TSHARK").as_deref() == Ok("1");
+        assert!(
+            !required,
+            "tshark missing and ISOTCP_REQUIRE_PEERS/ISOTCP_REQUIRE_TSHARK=1"
+        );
+        eprintln!("SKIP tshark test: tshark not installed");
+    }
+    ok
+}
+
+/// A session with the Python server traced to a pcap file (`iso_set_trace_file`), its secrets in
+/// a key log: (trace, key log). Each payload goes out and comes back.
+fn traced_session(tls12: bool, payloads: &[Vec<u8>]) -> (PathBuf, PathBuf) {
+    let dir = &pki().dir;
+    let tag = if tls12 { "tls12" } else { "tls13" };
+    let (trace, keys) = (
+        dir.join(format!("trace-{tag}.pcap")),
+        dir.join(format!("keys-{tag}.log")),
+    );
+    let _ = std::fs::remove_file(&keys);
+    let c = Conn::local(ssl_server_port());
+    assert_eq!(c.set_tsap_bytes(&[6, 0], b"echo"), ISO_OK);
+    let t = cstr(&trace);
+    assert_eq!(unsafe { iso_set_trace_file(c.raw(), t.as_ptr()) }, ISO_OK);
+    c.ok(c.connect(LONG));
+    let mut cfg = TlsCfg::pinned(&pki().pin("server")).keylog(&keys);
+    if tls12 {
+        cfg = cfg.versions(0x0303, 0x0303);
+    }
+    c.ok(start_tls(&c, &cfg, LONG));
+    for p in payloads {
+        c.ok(c.send(p));
+        assert!(c.recv_ok() == *p);
+    }
+    assert_eq!(
+        unsafe { iso_set_trace_file(c.raw(), std::ptr::null()) },
+        ISO_OK
+    );
+    (trace, keys)
+}
+
+/// tshark's fields per frame: (protocol column, hex of the decrypted data).
+fn tshark_fields(trace: &Path, extra: &[String]) -> Vec<(String, String)> {
+    let port = ssl_server_port();
+    let out = output_within(
+        Command::new("tshark")
+            .arg("-r")
+            .arg(trace)
+            .args(["-d", &format!("tcp.port=={port},tpkt")])
+            .args(extra)
+            .args(["-T", "fields", "-e", "_ws.col.Protocol", "-e", "data.data"]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        common::process::text(&out)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (proto, data) = l.split_once('\t').unwrap_or((l, ""));
+            (proto.to_owned(), data.replace(',', ""))
+        })
+        .collect()
+}
+
+/// Wireshark decodes TLS inside COTP only with a heuristic dissector for COTP payloads
+/// (tests/peers/tls_in_cotp.lua); with it and our key log it shows the plaintext we sent, for
+/// TLS 1.3 and 1.2, also of a message whose records span several DTs. Without the key log the
+/// data stays encrypted; without the script tshark sees no TLS at all.
+#[test]
+fn tshark_decrypts_the_trace_with_the_key_log() {
+    if python().is_none() || !tshark_present() {
+        return;
+    }
+    let lua = peer_script("tls_in_cotp.lua");
+    let payloads = vec![
+        b"first secret payload".to_vec(),
+        b"second secret payload".to_vec(),
+        message(3000),
+    ];
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    for tls12 in [false, true] {
+        let (trace, keys) = traced_session(tls12, &payloads);
+        let script = format!("lua_script:{}", lua.display());
+        let keylog = format!("tls.keylog_file:{}", keys.display());
+        let frames = tshark_fields(
+            &trace,
+            &["-X".into(), script.clone(), "-o".into(), keylog.clone()],
+        );
+        let want = if tls12 { "TLSv1.2" } else { "TLSv1.3" };
+        assert!(frames.iter().any(|(p, _)| p == want), "{frames:?}");
+        let decrypted: String = frames.iter().map(|(_, d)| d.as_str()).collect();
+        for p in &payloads {
+            // Each payload twice: sent, and echoed back.
+            assert_eq!(
+                decrypted.matches(&hex(p)).count(),
+                2,
+                "TLS 1.2: {tls12}, {} bytes, decrypted: {decrypted}",
+                p.len()
+            );
+        }
+
+        if tls12 {
+            continue;
+        }
+        let encrypted = tshark_fields(&trace, &["-X".into(), script]);
+        assert!(encrypted.iter().any(|(p, _)| p == want));
+        assert!(encrypted.iter().all(|(_, d)| d.is_empty()), "{encrypted:?}");
+
+        let plain = tshark_fields(&trace, &["-o".into(), keylog]);
+        assert!(
+            plain.iter().all(|(p, _)| !p.starts_with("TLS")),
+            "{plain:?}"
+        );
+    }
 }
