@@ -412,6 +412,34 @@ fn client_hello_offers_classic_groups_in_one_dt() {
     }
 }
 
+/// The exporter value S7CommPlus legitimation keys on (label EXPERIMENTAL_OMS, no context, 32
+/// bytes) agrees with the one the s7commplus package derives from OpenSSL's key log.
+#[test]
+fn exporter_matches_s7commplus_derivation() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("oms", 1024);
+    c.ok(start_tls(&c, &TlsCfg::pinned(&pki().pin("server")), LONG));
+    let label = b"EXPERIMENTAL_OMS";
+    let mut oms = [0u8; 32];
+    let rc = unsafe {
+        iso_tls_export_keying_material(
+            c.raw(),
+            label.as_ptr(),
+            label.len(),
+            std::ptr::null(),
+            0,
+            oms.as_mut_ptr(),
+            oms.len(),
+        )
+    };
+    c.ok(rc);
+    let r = report(&c);
+    let ours: String = oms.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(r["oms"], ours, "{r:?}");
+}
+
 #[test]
 fn python_ssl_server_tls12_round_trip() {
     if python().is_none() {
@@ -779,8 +807,10 @@ fn emulator_session(port: u16, cfg: &TlsCfg) -> Vec<(bool, Vec<u8>)> {
     use s7p::*;
     let c = Conn::local(port);
     assert_eq!(c.set_tsap_bytes(&[6, 0], b"SIMATIC-ROOT-HMI"), ISO_OK);
+    assert_eq!(c.set_tpdu_size(4096), ISO_OK);
     c.ok(c.connect(LONG));
-    // The emulator's CC has no TSAPs and TPDU 1024 (C0 = 0x0A) whatever was offered.
+    // The emulator's CC has no TSAPs and TPDU 1024 (C0 = 0x0A) whatever was offered: that is
+    // the size both directions use.
     assert_eq!(c.tpdu_size(), Ok(1024));
     let frames: Arc<Frames> = Arc::default();
     let user = Arc::as_ptr(&frames) as *mut c_void;

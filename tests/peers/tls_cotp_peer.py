@@ -23,6 +23,7 @@ import socket
 import ssl
 import struct
 import sys
+import tempfile
 import threading
 import time
 
@@ -253,7 +254,10 @@ def parse_client_hello(data):
 #   split    its first flight cut into two DTs inside a record, each echo cut into two TSDUs
 #            inside a record
 #   stall    sends the ServerHello record only, then nothing more
-SCENARIOS = ("echo", "tls12", "mtls", "expired", "garbage", "split", "stall")
+#   oms      as echo, and the report carries "oms": the TLS exporter value S7CommPlus
+#            legitimation uses (label EXPERIMENTAL_OMS, no context, 32 bytes), derived by the
+#            s7commplus package from OpenSSL's key log of this session
+SCENARIOS = ("echo", "tls12", "mtls", "expired", "garbage", "split", "stall", "oms")
 
 
 def server_context(pki, scenario):
@@ -292,7 +296,13 @@ def serve_one(sock, pki):
         cotp.send_tsdu(b"HTTP/1.1 400 Bad Request\r\n\r\n")
         drain(cotp)
         return
-    tls = Tls(cotp, server_context(pki, scenario), server_side=True)
+    ctx = server_context(pki, scenario)
+    keylog = None
+    if scenario == "oms":
+        fd, keylog = tempfile.mkstemp(prefix="tls-cotp-peer-keys-")
+        os.close(fd)
+        ctx.keylog_filename = keylog
+    tls = Tls(cotp, ctx, server_side=True)
     if scenario == "stall":
         tls.inb.write(hello)
         try:
@@ -317,6 +327,13 @@ def serve_one(sock, pki):
         drain(cotp)
         return
     cotp.check_records = True
+    if keylog:
+        from s7commplus.connection import _derive_oms_secret
+
+        oms = _derive_oms_secret(tls.obj, keylog)
+        report["oms"] = oms.hex() if oms else "none"
+        ctx.keylog_filename = None
+        os.unlink(keylog)
     report["version"] = tls.obj.version()
     report["cipher"] = tls.obj.cipher()[0]
     peer = tls.obj.getpeercert()
