@@ -440,6 +440,26 @@ fn exporter_matches_s7commplus_derivation() {
     assert_eq!(r["oms"], ours, "{r:?}");
 }
 
+/// A server with secp256r1 as its only group answers our X25519 key share with a
+/// HelloRetryRequest; the second ClientHello gets the session up.
+#[test]
+fn hello_retry_request_for_secp256r1() {
+    if python().is_none() {
+        return;
+    }
+    let c = to_ssl_server("p256", 1024);
+    c.ok(start_tls(&c, &TlsCfg::pinned(&pki().pin("server")), LONG));
+    echo(&c, &[1, 3000]);
+    let r = report(&c);
+    assert_eq!(list(&r, "key_shares"), ["001d"], "first key share: {r:?}");
+    assert_eq!(
+        num(&r, "hellos"),
+        2,
+        "a second ClientHello after the retry: {r:?}"
+    );
+    assert_eq!(r["version"], "TLSv1.3");
+}
+
 #[test]
 fn python_ssl_server_tls12_round_trip() {
     if python().is_none() {
@@ -486,6 +506,21 @@ fn python_ssl_server_requires_a_client_certificate() {
     };
     assert_code_msg(rc, ISO_E_TLS, &msg, &["CertificateRequired"]);
     assert_eq!(c.check(), 0, "the refused session is closed");
+
+    // TLS 1.2: the server refuses before its Finished, so iso_start_tls fails.
+    let c = to_ssl_server("mtls", 1024);
+    let rc = start_tls(&c, &TlsCfg::ca().versions(0x0303, 0x0303), LONG);
+    c.expect(rc, ISO_E_TLS, &["alert"]);
+    assert_eq!(c.check(), 0);
+
+    let c = to_ssl_server("mtls", 1024);
+    let cfg = TlsCfg::ca().identity("client").versions(0x0303, 0x0303);
+    c.ok(start_tls(&c, &cfg, LONG));
+    let r = report(&c);
+    assert_eq!(
+        (r["version"].as_str(), r["client_cn"].as_str()),
+        ("TLSv1.2", "isotcp-client")
+    );
 }
 
 #[test]
@@ -546,7 +581,8 @@ fn garbage_instead_of_a_record() {
 }
 
 /// The peer cuts its first flight inside a record over two DTs (EOT on the second only) and each
-/// echo inside a record over two TSDUs.
+/// echo inside a record over two TSDUs sent 100 ms apart. Receives with a 20 ms timeout time out
+/// between the halves and lose nothing.
 #[test]
 fn records_split_over_dts_and_tsdus() {
     if python().is_none() {
@@ -554,8 +590,26 @@ fn records_split_over_dts_and_tsdus() {
     }
     let c = to_ssl_server("split", 1024);
     c.ok(start_tls(&c, &TlsCfg::ca(), LONG));
+    let mut timeouts = 0;
     // One record each on the peer's side, so the cut is inside it.
-    echo(&c, &[1, 100, 1000, 3000, 16_000]);
+    for len in [1, 1000, 16_000] {
+        let m = message(len);
+        c.ok(c.send(&m));
+        let started = Instant::now();
+        let back = loop {
+            match c.recv(64 << 10, 20) {
+                Ok(back) => break back,
+                Err(ISO_E_TIMEOUT) => timeouts += 1,
+                Err(rc) => panic!("{}: {}", code_name(rc), c.last_error()),
+            }
+            assert!(started.elapsed() < Duration::from_secs(5));
+        };
+        assert!(back == m, "{len} bytes came back as {}", back.len());
+    }
+    assert!(
+        timeouts >= 3,
+        "each echo's halves are 100 ms apart: {timeouts} timeouts"
+    );
 }
 
 /// The peer sends its ServerHello and then nothing: the handshake deadline holds.
@@ -667,6 +721,18 @@ fn python_ssl_client_against_our_server_tls13() {
     assert_eq!(num(&r, "max_dt"), 1024, "{r:?}");
     assert_eq!(num(&r, "misaligned"), 0, "{r:?}");
     assert_eq!(r["has_ticket"], "False", "no session tickets: {r:?}");
+}
+
+#[test]
+fn python_ssl_client_against_our_server_tpdu_128() {
+    let Some(r) = python_client(128, "TLSv1_2", "TLSv1_3") else {
+        return;
+    };
+    assert_eq!(r["version"], "TLSv1.3", "{r:?}");
+    assert_eq!(num(&r, "tpdu"), 128);
+    assert_eq!(num(&r, "over_tpdu"), 0, "{r:?}");
+    assert_eq!(num(&r, "max_dt"), 128, "{r:?}");
+    assert_eq!(num(&r, "misaligned"), 0, "{r:?}");
 }
 
 #[test]

@@ -141,6 +141,7 @@ class Tls:
         self.cotp = cotp
         self.inb, self.outb = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.inb, self.outb, server_side=server_side, server_hostname=server_hostname)
+        self.hellos = 0  # ClientHellos received (2 after a HelloRetryRequest)
 
     def pending_out(self):
         return self.outb.read()
@@ -154,6 +155,7 @@ class Tls:
         """Runs the handshake; `first` is input already read, `send` sends each flight."""
         send = send or self.cotp.send_tsdu
         if first is not None:
+            self.hellos += client_hellos(first)
             self.inb.write(first)
         while True:
             try:
@@ -163,7 +165,9 @@ class Tls:
                 out = self.outb.read()
                 if out:
                     send(out)
-                self.inb.write(self.cotp.recv_tsdu())
+                data = self.cotp.recv_tsdu()
+                self.hellos += client_hellos(data)
+                self.inb.write(data)
             except ssl.SSLError:
                 # OpenSSL queued an alert for the peer: deliver it, then give up.
                 out = self.outb.read()
@@ -254,10 +258,12 @@ def parse_client_hello(data):
 #   split    its first flight cut into two DTs inside a record, each echo cut into two TSDUs
 #            inside a record
 #   stall    sends the ServerHello record only, then nothing more
+#   p256     as echo, with secp256r1 as its only key exchange group (a ClientHello whose key
+#            share is X25519 gets a HelloRetryRequest)
 #   oms      as echo, and the report carries "oms": the TLS exporter value S7CommPlus
 #            legitimation uses (label EXPERIMENTAL_OMS, no context, 32 bytes), derived by the
 #            s7commplus package from OpenSSL's key log of this session
-SCENARIOS = ("echo", "tls12", "mtls", "expired", "garbage", "split", "stall", "oms")
+SCENARIOS = ("echo", "tls12", "mtls", "expired", "garbage", "split", "stall", "p256", "oms")
 
 
 def server_context(pki, scenario):
@@ -267,10 +273,17 @@ def server_context(pki, scenario):
     ctx.load_cert_chain(os.path.join(pki, f"{name}.pem"), os.path.join(pki, f"{name}.key"))
     if scenario == "tls12":
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if scenario == "p256":
+        ctx.set_ecdh_curve("prime256v1")
     if scenario == "mtls":
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(os.path.join(pki, "ca.pem"))
     return ctx
+
+
+def client_hellos(data):
+    """How many TLS records in `data` start a ClientHello (handshake type 1)."""
+    return sum(1 for r in records(data) if r[0] == 0x16 and len(r) > 5 and r[5] == 1)
 
 
 def records(data):
@@ -334,6 +347,7 @@ def serve_one(sock, pki):
         report["oms"] = oms.hex() if oms else "none"
         ctx.keylog_filename = None
         os.unlink(keylog)
+    report["hellos"] = str(tls.hellos)
     report["version"] = tls.obj.version()
     report["cipher"] = tls.obj.cipher()[0]
     peer = tls.obj.getpeercert()
@@ -361,7 +375,7 @@ def serve_one(sock, pki):
         if scenario == "split":
             cut = len(sealed) // 2
             cotp.send_tsdu(sealed[:cut])
-            time.sleep(0.02)
+            time.sleep(0.1)
             cotp.send_tsdu(sealed[cut:])
         else:
             cotp.send_tsdu(sealed)
