@@ -894,6 +894,11 @@ fn emulator_session(port: u16, cfg: &TlsCfg) -> Vec<(bool, Vec<u8>)> {
 
     c.ok(start_tls(&c, cfg, LONG));
     assert_eq!(unsafe { iso_tls_active(c.raw()) }, 1);
+    let mut der = vec![0u8; 4096];
+    let mut n = 0;
+    let rc = unsafe { iso_tls_peer_certificate(c.raw(), der.as_mut_ptr(), der.len(), &mut n) };
+    c.ok(rc);
+    assert!(der[..n] == std::fs::read(pki().path("rsa-server.der")).unwrap()[..]);
     let handshake_done = frames.lock().unwrap().len();
 
     // CreateObject of a server session: RequestId ObjectServerSessionContainer (285),
