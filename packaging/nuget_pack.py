@@ -123,7 +123,7 @@ def stripped(src, tool, work):
     return out.read_bytes()
 
 
-def nuspec(meta, files):
+def nuspec(meta):
     m = {k: escape(v) for k, v in meta.items()}
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -250,7 +250,7 @@ def main():
     nuspec_name = f"{pkg_id}.nuspec"
     digest = hashlib.sha256(f"{pkg_id} {meta['Version']}".encode()).hexdigest()[:32]
     psmdcp_name = f"package/services/metadata/core-properties/{digest}.psmdcp"
-    parts = {nuspec_name: nuspec(meta, payload).encode()}
+    parts = {nuspec_name: nuspec(meta).encode()}
     parts.update(payload)
     parts[psmdcp_name] = core_properties(meta).encode()
     parts["_rels/.rels"] = relationships(nuspec_name, psmdcp_name).encode()

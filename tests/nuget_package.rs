@@ -90,6 +90,27 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     Some(after[start..start + end].trim())
 }
 
+/// The exported functions: the `iso_*` names followed by `(` in include/isotcp.h, except
+/// function-pointer typedefs (`(*iso_...)(`).
+fn header_functions() -> BTreeSet<String> {
+    let header = read(&Path::new(ROOT).join("include/isotcp.h"));
+    let mut names = BTreeSet::new();
+    for (start, _) in header.match_indices("iso_") {
+        let before = header[..start].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '*') {
+            continue;
+        }
+        let rest = &header[start..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if rest[end..].trim_start_matches(' ').starts_with('(') {
+            names.insert(rest[..end].to_string());
+        }
+    }
+    names
+}
+
 /// The path of the Windows DLL of `.ci/windows`, when it exists.
 fn windows_dll(target: &Path) -> Option<PathBuf> {
     let dir = std::env::var_os("ISOTCP_WINDOWS_TARGET_DIR")
@@ -351,6 +372,27 @@ fn nuget_package_has_the_layout_and_runs_under_mono() {
         );
         let characteristics = u16::from_le_bytes([dll[pe + 22], dll[pe + 23]]);
         assert_ne!(characteristics & 0x2000, 0, "isotcp.dll is not a DLL");
+    }
+
+    // Stripping kept the exports: every function of the header is named in both libraries.
+    let functions = header_functions();
+    assert!(functions.len() > 40, "{functions:?}");
+    let mut natives = vec![("libisotcp.so", so)];
+    if win_dll.is_some() {
+        natives.push((
+            "isotcp.dll",
+            std::fs::read(x.join("runtimes/win-x64/native/isotcp.dll")).unwrap(),
+        ));
+    }
+    for (file, bytes) in &natives {
+        let missing: Vec<&String> = functions
+            .iter()
+            .filter(|f| {
+                let name = format!("{f}\0");
+                !bytes.windows(name.len()).any(|w| w == name.as_bytes())
+            })
+            .collect();
+        assert!(missing.is_empty(), "{file} does not name {missing:?}");
     }
 
     // A program built against the packaged assembly, run with the packaged native library.
