@@ -28,8 +28,8 @@ APIs that .NET Standard 2.0 has.
 
 Debug information is stripped from the native libraries (`strip --strip-debug`, and
 x86_64-w64-mingw32-strip for the DLL). Without the Windows DLL the script stops, unless --allow-missing-win-x64 (for a package that
-only tests need). The zip is written with fixed dates in a fixed order, so the same inputs
-give the same package. Prints the package's path.
+only tests need). The zip is written with fixed dates in a fixed order; only Isotcp.dll differs
+between two runs (mcs gives every assembly a new module id). Prints the package's path.
 """
 import argparse
 import hashlib
