@@ -13,8 +13,8 @@ DIR gets the layout of Go's module proxy protocol (`go help goproxy`):
     DIR/<module>/@v/<version>.zip   the module zip: every file as <module>@<version>/<name>
 
 The module path comes from bindings/go/go.mod, the version from Cargo.toml (0.1.0 -> v0.1.0)
-unless --version is given. The zip holds the regular files of bindings/go and the licence files
-of the repository (LICENSE-MIT, LICENSE-APACHE) at its top. The module is not in Go's checksum
+unless --version is given. The zip holds the files of bindings/go (recursively, as Go would
+pack them) and the licence files of the repository (LICENSE-MIT, LICENSE-APACHE) at its top. The module is not in Go's checksum
 database (it is not published), hence GONOSUMDB for its path; go.sum still records its hashes.
 Entries are written in name order with a fixed date, so the same files give the same zip. Other
 versions already in DIR stay listed. Prints the GOPROXY value to use.
@@ -54,20 +54,33 @@ def escape(path):
     return re.sub(r"[A-Z]", lambda m: "!" + m.group(0).lower(), path)
 
 
+VCS_DIRS = {".git", ".hg", ".svn", ".bzr"}
+
+
 def module_files():
-    """(name in the module, file on disk), sorted by name. Subdirectories would need the module
-    zip's rules for nested modules and vendor directories; the binding has none, so one is an
-    error here rather than silently left out."""
+    """(name in the module, file on disk), sorted by name: the module directory's regular files,
+    recursively, as Go's module zips hold them: without directories of version control, vendor
+    directories, and subdirectories that are modules of their own (they have a go.mod). Other
+    kinds of file (symbolic links, devices) stop the script, as they would stop Go."""
     files = []
-    for entry in sorted(MODULE_DIR.iterdir()):
-        if entry.is_dir():
-            sys.exit(f"{entry}: subdirectories are not handled")
-        if entry.is_file() and not entry.name.startswith("."):
-            files.append((entry.name, entry))
+    for dirpath, dirnames, filenames in os.walk(MODULE_DIR):
+        here = pathlib.Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if d not in VCS_DIRS and d != "vendor" and not (here / d / "go.mod").exists()
+        )
+        for name in filenames:
+            path = here / name
+            if path.is_symlink() or not path.is_file():
+                sys.exit(f"{path}: not a regular file")
+            files.append((path.relative_to(MODULE_DIR).as_posix(), path))
     for name in LICENCES:
         if (MODULE_DIR / name).exists():
             sys.exit(f"{MODULE_DIR / name} would shadow the repository's {name}")
         files.append((name, ROOT / name))
+    lower = [n.lower() for n, _ in files]
+    if len(set(lower)) != len(lower):
+        sys.exit("two files whose names differ only in case")
     return sorted(files)
 
 
