@@ -14,6 +14,7 @@
 //! For the tests that run other programs:
 //!
 //! - [`process`]: running a program with a time limit, its outputs captured;
+//! - [`py3_server`]: python-snap7 3.3.0's S7 server, for tests of installed or packaged builds;
 //! - [`examples`]: building the C programs of examples-c/;
 //! - [`s7commplus_peer`]: s7commplus's S7-1500 emulator with TLS inside COTP, for the bindings'
 //!   secure-communication tests.
@@ -27,4 +28,5 @@ pub mod examples;
 pub mod packets;
 pub mod peer;
 pub mod process;
+pub mod py3_server;
 pub mod s7commplus_peer;
