@@ -8,7 +8,8 @@ It makes a self-signed P-256 certificate for CN=plc (with `cryptography`) in DIR
 new temporary directory, removed at exit), then serves protocol V2 with TLS: after the
 plaintext InitSSL exchange the TLS records travel as the payload of COTP DTs. Data blocks:
     DB1: 64 bytes, byte i = i
-    DB2: 64 zero bytes (for write tests)
+    DB2: 1024 zero bytes (for write tests)
+    DB3: 4096 bytes, byte i = (i * 7) & 0xFF (a read of more than a TPDU)
 
 Once the port accepts connections it prints one line and nothing more on stdout:
     READY <port> <sha256 of the certificate (DER), 64 hex digits> <certificate PEM path>
@@ -31,7 +32,6 @@ from cryptography.x509.oid import NameOID
 from s7commplus.protocol import ProtocolVersion
 from s7commplus.server import S7CommPlusServer
 
-DB_SIZE = 64
 
 
 def make_certificate(directory):
@@ -79,8 +79,9 @@ def main():
         try:
             cert_path, key_path, der = make_certificate(directory)
             server = S7CommPlusServer(protocol_version=ProtocolVersion.V2)
-            server.register_raw_db(1, bytearray(range(DB_SIZE)))
-            server.register_raw_db(2, bytearray(DB_SIZE))
+            server.register_raw_db(1, bytearray(range(64)))
+            server.register_raw_db(2, bytearray(1024))
+            server.register_raw_db(3, bytearray((i * 7) & 0xFF for i in range(4096)))
             server.start(host=args.host, port=args.port, use_tls=True, tls_cert=cert_path, tls_key=key_path)
             # start() does not report the port it bound (port 0 picks one); its listening
             # socket does.

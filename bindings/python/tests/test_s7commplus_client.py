@@ -94,6 +94,12 @@ class S7CommPlusClientTests(unittest.TestCase):
         self.assertEqual(client.db_read(2, 0, 10), bytes(4) + b"\xde\xad\xbe\xef" + bytes(2))
         client.db_write(2, 4, bytes(4))
         self.assertEqual(client.db_read(2, 4, 4), bytes(4))
+        # A read of more than a TPDU (the answer's record comes in one large DT), and a larger
+        # write (s7commplus keeps each request under 900 bytes).
+        self.assertEqual(client.db_read(3, 0, 3000), bytes((i * 7) & 0xFF for i in range(3000)))
+        block = bytes(range(200)) * 3
+        client.db_write(2, 100, block)
+        self.assertEqual(client.db_read(2, 100, 600), block)
         self.assertTrue(transport.tls_active)
 
     def test_ca_file_verifies_the_chain_and_host_name(self):
