@@ -9,9 +9,10 @@
 //!
 //! Go's build cache and GOPATH live under `<target>/go`, so the run needs no HOME and writes
 //! nothing outside the target directory; GOPROXY=off, since the module has no dependencies.
-//! The binding links the `libisotcp.a` cargo built for this run: the default link of the
-//! package when that is `target/debug`, otherwise the `isotcp_external` build tag with
-//! CGO_LDFLAGS naming it.
+//! The binding links the `libisotcp.a` cargo built for this run: the `isotcp_debug` build tag
+//! when that is `target/debug`, otherwise the `isotcp_external` build tag with CGO_LDFLAGS
+//! naming it. (Without a tag the package links the installed library through pkg-config;
+//! tests/go_module.rs tests that.)
 //!
 //! No `go` on PATH (or at ISOTCP_GO): a SKIP, or a failure when ISOTCP_REQUIRE_PEERS=1
 //! (`.ci/setup-go` installs Debian's golang-go).
@@ -113,8 +114,8 @@ fn go_binding_tests_pass() {
     };
     cmd.arg("test");
     let link = if same(&lib, &default_lib) {
-        cmd.env_remove("CGO_LDFLAGS");
-        "default link (target/debug/libisotcp.a)".to_string()
+        cmd.arg("-tags=isotcp_debug").env_remove("CGO_LDFLAGS");
+        "-tags=isotcp_debug (target/debug/libisotcp.a)".to_string()
     } else {
         let archive = lib.join("libisotcp.a");
         cmd.arg("-tags=isotcp_external").env(

@@ -1,8 +1,9 @@
-//go:build !isotcp_release && !isotcp_external
+//go:build isotcp_debug && !isotcp_release && !isotcp_external
 
 package isotcp
 
-// The default link: the static library of `cargo build` (debug profile) in this repository.
+// With -tags isotcp_debug: the static library of `cargo build` (debug profile) in this
+// repository, for working on the binding without installing the library.
 
 // #cgo LDFLAGS: ${SRCDIR}/../../target/debug/libisotcp.a -lpthread -ldl -lm
 import "C"

@@ -14,6 +14,7 @@
 //! For the tests that run other programs:
 //!
 //! - [`process`]: running a program with a time limit, its outputs captured;
+//! - [`py3_server`]: python-snap7 3.3.0's S7 server, for tests of installed or packaged builds;
 //! - [`examples`]: building the C programs of examples-c/.
 //!
 //! Every test binary that needs a helper declares `mod common;` and so compiles all of it.
@@ -25,3 +26,4 @@ pub mod examples;
 pub mod packets;
 pub mod peer;
 pub mod process;
+pub mod py3_server;
