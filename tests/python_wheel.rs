@@ -8,8 +8,8 @@
 //!    into `<target>/python-wheel`, kept between runs so only changes recompile (its own
 //!    directory: the wheel's cdylib-only build would otherwise replace `<target>/release`'s);
 //! 3. the wheel: named `isotcp-<crate version>-py3-none-<platform>.whl`, its WHEEL file tagged
-//!    so, holding exactly the package's modules, the stripped shared library next to them and
-//!    the metadata; nothing else;
+//!    so, holding exactly the package's modules, the stripped shared library next to them, the
+//!    metadata and the licence texts (the same bytes as the repository's); nothing else;
 //! 4. `pip install` of the wheel, python-snap7 3.3.0 and pytest; then, from a directory outside
 //!    the repository and without ISOTCP_LIBRARY, the binding's unittest files with
 //!    ISOTCP_TEST_INSTALLED=1 (they import the installed package; test_snap7_install.py checks
@@ -237,10 +237,14 @@ fn wheel_installs_and_runs_python_snap7_through_isotcp() {
                  z = zipfile.ZipFile(sys.argv[1])\n\
                  for i in z.infolist(): print(i.filename, i.file_size)\n\
                  print('WHEEL', repr(z.read(sys.argv[2] + '/WHEEL').decode()))\n\
-                 print('MAGIC', z.read('isotcp/libisotcp.so')[:4].hex())",
+                 print('MAGIC', z.read('isotcp/libisotcp.so')[:4].hex())\n\
+                 for n in ('LICENSE-MIT', 'LICENSE-APACHE'):\n\
+                 \x20   same = z.read(sys.argv[2] + '/licenses/' + n) == open(sys.argv[3] + '/' + n, 'rb').read()\n\
+                 \x20   print('LICENSE', n, same)",
             ])
             .arg(wheel)
-            .arg(format!("isotcp-{VERSION}.dist-info")),
+            .arg(format!("isotcp-{VERSION}.dist-info"))
+            .arg(ROOT),
         STEP_DEADLINE,
     );
     assert!(ok, "reading {}:\n{listing}", wheel.display());
@@ -251,6 +255,10 @@ fn wheel_installs_and_runs_python_snap7_through_isotcp() {
         match line.split_once(' ') {
             Some(("WHEEL", text)) => wheel_file = text.to_owned(),
             Some(("MAGIC", hex)) => magic = hex.to_owned(),
+            Some(("LICENSE", same)) => assert!(
+                same.ends_with(" True"),
+                "the wheel's {same}: not the repository's text"
+            ),
             Some((file, size)) => files.push((file.to_owned(), size.parse::<u64>().unwrap())),
             None => panic!("unexpected line {line:?} in:\n{listing}"),
         }
@@ -272,7 +280,14 @@ fn wheel_installs_and_runs_python_snap7_through_isotcp() {
         })
         .collect();
     expected.push("isotcp/libisotcp.so".to_owned());
-    for meta in ["METADATA", "WHEEL", "top_level.txt", "RECORD"] {
+    for meta in [
+        "METADATA",
+        "WHEEL",
+        "top_level.txt",
+        "RECORD",
+        "licenses/LICENSE-MIT",
+        "licenses/LICENSE-APACHE",
+    ] {
         expected.push(format!("isotcp-{VERSION}.dist-info/{meta}"));
     }
     expected.sort();
