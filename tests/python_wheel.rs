@@ -307,9 +307,10 @@ fn wheel_installs_and_runs_python_snap7_through_isotcp() {
 
     // 4. Install it with python-snap7 and pytest; run the binding's tests on the installed copy.
     let mut install = pip_cmd();
+    // With the extra, as the README installs it; the pin picks python-snap7 3.3.0 within it.
     install
         .arg("install")
-        .arg(wheel)
+        .arg(format!("{}[snap7]", wheel.display()))
         .args(["python-snap7==3.3.0", "pytest==8.4.2"]);
     if pip(
         &mut install,
