@@ -7,10 +7,9 @@
         conn.send_data(request)
         reply = conn.receive_data()
 
-To run python-snap7's ``snap7.client.Client`` on it, replace the class the client module uses:
+To run python-snap7's ``snap7.client.Client`` on it (see ``isotcp.snap7``):
 
-    import snap7.client, isotcp
-    snap7.client.ISOTCPConnection = isotcp.ISOTCPConnection
+    import isotcp.snap7; isotcp.snap7.install()
 
 ``isotcp._lib`` is the C ABI as plain ctypes declarations.
 """
