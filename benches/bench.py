@@ -811,9 +811,11 @@ def section_machine(info):
         f"- Python {info['python']}; python-snap7 {info['py3_snap7']} (pure Python) and "
         f"{info['native_snap7']} (native snap7 library)",
         f"- Tools: {info['valgrind']}; {info['strace']}; {info['perf']}",
-        f"- isotcp: commit {info['commit']}, `cargo build --release --locked`; C programs `gcc -O2`",
-        f"- Placement: every client (raw, isotcp, python-snap7, native snap7) on CPU {CLIENT_CPU}, every peer "
-        f"(benches/peer.c, the native snap7 server) on CPU {PEER_CPU}, with taskset; loopback TCP",
+        f"- isotcp: commit {info['commit']}, `cargo build --release --locked`; C programs `gcc -O2`; the TLS "
+        "floor `cargo build --release --locked --example tls_floor`",
+        f"- Placement: every client (raw, isotcp, python-snap7, native snap7, the TLS floor) on CPU {CLIENT_CPU}, "
+        f"every peer (benches/peer.c, the native snap7 server, the TLS peers) on CPU {PEER_CPU}, with taskset; "
+        "loopback TCP",
         "- Scheduling: " + (f"clients and peers of the timed workloads run SCHED_FIFO (chrt -f {RT_PRIO}), so "
                             "other work on the machine does not preempt them (BENCH_RT=0 turns this off)"
                             if RT else "normal (SCHED_OTHER): chrt not allowed or BENCH_RT=0"),

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """A TLS-inside-COTP echo server on 127.0.0.1 built on Python's `ssl` module (OpenSSL): TPKT and
-COTP in clear, TLS records as the payload of DTs, the way secure S7 communication frames them.
+COTP in clear, TLS records as the payload of DTs, the way secure S7 communication frames them;
+and, with --connect, a client of such a server.
 
     tls_echo.py --cert server.pem --key server.key [--port 0]
+    tls_echo.py --connect PORT --ca ca.pem [--server-name plc.example] [--tpdu 1024]
 
 Standard library only. One connection after the other:
   - the CR is answered by a CC (DST-REF = the CR's SRC-REF, class 0, the TPDU size asked for,
@@ -18,6 +20,12 @@ A connection whose handshake fails (a client rejecting the certificate) is logge
 closed; the next one is served.
 
 Prints "READY <port>" once listening, then runs until stdin reaches EOF.
+
+With --connect the roles turn: it sends a CR (TSAPs 0x0100 / 0x0102), then runs the TLS client,
+verifying the server's chain against --ca and its name against --server-name, sends messages of
+several sizes and checks their echoes, asks "exporter EXPERIMENTAL_OMS" and compares the 32-byte
+answer with the exporter it derives from OpenSSL's secret (TLS 1.3), and closes. One line per
+check ("PASS ..." or "FAIL ..."); exit status 0 only when every check passed.
 """
 import argparse
 import hashlib
@@ -118,10 +126,11 @@ def tls13_exporter(hash_name, exporter_secret, label, length=32):
 
 
 class Session:
-    def __init__(self, sock, ctx, tpdu_size):
+    def __init__(self, sock, ctx, tpdu_size, server_hostname=None):
         self.sock, self.tpdu_size = sock, tpdu_size
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_side=server_hostname is None,
+                                server_hostname=server_hostname)
 
     def flush(self):
         data = self.outgoing.read()
@@ -196,12 +205,75 @@ def serve(conn, args, keylog):
             s.write_message(msg)
 
 
+def connect(args):
+    """The client role: returns the process's exit status."""
+    keylog_dir = tempfile.mkdtemp(prefix="tls-echo-")
+    keylog = os.path.join(keylog_dir, "keys.log")
+    failures = 0
+
+    def check(ok, what):
+        nonlocal failures
+        print(("PASS " if ok else "FAIL ") + what, flush=True)
+        failures += 0 if ok else 1
+
+    try:
+        sock = socket.create_connection((HOST, args.connect), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        code = args.tpdu.bit_length() - 1
+        cr = bytes([0xE0, 0, 0, 0, 1, 0, 0xC1, 2, 1, 0, 0xC2, 2, 1, 2, 0xC0, 1, code])
+        sock.sendall(struct.pack(">BBH", 3, 0, len(cr) + 5) + bytes([len(cr)]) + cr)
+        cc = read_tpdu(sock)
+        check(cc[1] == 0xD0, f"CC received (TPDU {args.tpdu})")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(args.ca)
+        ctx.keylog_filename = keylog
+        s = Session(sock, ctx, args.tpdu, server_hostname=args.server_name)
+        s.handshake()
+        version, cipher = s.tls.version(), s.tls.cipher()[0]
+        check(True, f"handshake: {version} {cipher}, the server's chain and name verified by OpenSSL")
+        sizes = (1, 100, 1000, 5000, 30000)
+        ok = True
+        for size in sizes:
+            msg = bytes((i * 7 + size) & 0xFF for i in range(size))
+            s.write_message(msg)
+            back = s.read_message()
+            ok = ok and back == msg
+        check(ok, f"{len(sizes)} messages of 1 to {sizes[-1]} bytes echoed byte for byte")
+        s.write_message(b"exporter EXPERIMENTAL_OMS")
+        theirs = s.read_message()
+        secret = exporter_secret(keylog)
+        if version == "TLSv1.3" and secret is not None:
+            hash_name = "sha384" if cipher.endswith("SHA384") else "sha256"
+            ours = tls13_exporter(hash_name, secret, b"EXPERIMENTAL_OMS")
+            check(theirs == ours, f"the server's exporter equals OpenSSL's ({theirs.hex()[:16]}...)")
+        else:
+            check(False, f"no TLS 1.3 exporter secret ({version})")
+        sock.close()
+    except (OSError, ValueError, EOFError, ssl.SSLError) as e:
+        check(False, f"client: {e}")
+    finally:
+        if os.path.exists(keylog):
+            os.unlink(keylog)
+        os.rmdir(keylog_dir)
+    return 1 if failures else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cert", required=True)
-    ap.add_argument("--key", required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--connect", type=int)
+    ap.add_argument("--ca")
+    ap.add_argument("--server-name", default="plc.example")
+    ap.add_argument("--tpdu", type=int, default=1024)
     args = ap.parse_args()
+    if args.connect:
+        if not args.ca:
+            ap.error("--connect needs --ca")
+        return connect(args)
+    if not args.cert or not args.key:
+        ap.error("the server needs --cert and --key")
     keylog_dir = tempfile.mkdtemp(prefix="tls-echo-")
     keylog = os.path.join(keylog_dir, "keys.log")
     lsock = socket.socket()

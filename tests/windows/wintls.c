@@ -4,6 +4,7 @@
  * (OpenSSL) natively on Linux while this program runs under Wine.
  *
  *   wintls.exe --port P --pin HEX --ca CA.pem --der SERVER.der
+ *   wintls.exe --serve 1 --cert SERVER.pem --key SERVER.key
  *
  * --port P       the echo server on 127.0.0.1
  * --pin HEX      the SHA-256 of the server's certificate (DER), 64 hex digits
@@ -15,6 +16,12 @@
  * from OpenSSL's exporter secret; the exporter's length limits; the peer's certificate equal to
  * the server's DER); a TLS 1.2 session verified by the CA file at TPDU 256; a wrong pin failing
  * the handshake with ISO_E_TLS, a message naming both digests, and the connection closed.
+ *
+ * With --serve the roles turn: it listens on 127.0.0.1, prints "READY <port>", accepts one
+ * client (tests/peers/tls_echo.py --connect, OpenSSL verifying our chain and name), runs the
+ * server role of iso_start_tls with the identity files, and echoes every message until the
+ * client closes; a message "exporter <label>" is answered with our 32-byte exporter, which the
+ * client compares with the one it derives from OpenSSL's secret.
  *
  * Output: "PASS <check>" or "FAIL <check>: <why>" per check, then
  * "RESULT <passed> passed, <failed> failed". Exit status 0 only when nothing failed.
@@ -278,8 +285,65 @@ static void wrong_pin(uint16_t port, const uint8_t *pin) {
     iso_destroy(c);
 }
 
+static void serve_checks(const char *cert, const char *key) {
+    static const char *name = "server role";
+    iso_listener *l = NULL;
+    iso_conn *s = NULL;
+    iso_tls_config *cfg = NULL;
+    uint16_t port = 0;
+    size_t got = 0, needed = 0;
+    int messages = 0, exported = 0;
+    int32_t rc = iso_listen("127.0.0.1", 0, &l);
+    if (rc != ISO_OK || iso_listener_port(l, &port) != ISO_OK) {
+        fail("%s: listen: %s (%d): %s", name, iso_strerror(rc), (int)rc, why(NULL));
+        iso_listener_destroy(l);
+        return;
+    }
+    printf("READY %u\n", (unsigned)port);
+    fflush(stdout);
+    if ((rc = iso_accept(l, 60000, &s)) != ISO_OK) {
+        fail("%s: accept: %s (%d)", name, iso_strerror(rc), (int)rc);
+        iso_listener_destroy(l);
+        return;
+    }
+    iso_tls_config_create(&cfg);
+    iso_tls_config_set_identity_files(cfg, cert, key);
+    rc = iso_start_tls(s, cfg, TIMEOUT_MS);
+    iso_tls_config_destroy(cfg);
+    if (rc != ISO_OK) {
+        fail("%s: iso_start_tls: %s (%d): %s", name, iso_strerror(rc), (int)rc, why(s));
+    } else {
+        pass("%s: handshake with OpenSSL's client, iso_tls_active %d", name, (int)iso_tls_active(s));
+        rc = iso_tls_peer_certificate(s, NULL, 0, &needed);
+        if (rc == ISO_E_INVALID) pass("%s: a client without a certificate: ISO_E_INVALID (%s)", name, why(s));
+        else fail("%s: iso_tls_peer_certificate gave %d for a client without a certificate", name, (int)rc);
+        for (;;) {
+            rc = iso_recv(s, in_buf, sizeof in_buf, &got, TIMEOUT_MS);
+            if (rc != ISO_OK) break;
+            if (got > 9 && memcmp(in_buf, "exporter ", 9) == 0) {
+                uint8_t ours[32];
+                rc = iso_tls_export_keying_material(s, in_buf + 9, got - 9, NULL, 0, ours, sizeof ours);
+                if (rc == ISO_OK) rc = iso_send(s, ours, sizeof ours);
+                exported += rc == ISO_OK;
+            } else {
+                rc = iso_send(s, in_buf, got);
+                messages += rc == ISO_OK;
+            }
+            if (rc != ISO_OK) break;
+        }
+        if (rc == ISO_E_CLOSED && messages == 5 && exported == 1)
+            pass("%s: 5 messages echoed and the exporter sent, then the client closed (ISO_E_CLOSED)", name);
+        else
+            fail("%s: %d messages echoed, %d exporters sent, ended by %s (%d): %s", name, messages, exported,
+                 iso_strerror(rc), (int)rc, why(s));
+    }
+    iso_destroy(s);
+    iso_listener_destroy(l);
+}
+
 int main(int argc, char **argv) {
-    const char *pin_hex = NULL, *ca = NULL, *der_path = NULL;
+    const char *pin_hex = NULL, *ca = NULL, *der_path = NULL, *cert = NULL, *key = NULL;
+    int serve = 0;
     uint16_t port = 0;
     uint8_t pin[32], *der;
     size_t der_len = 0;
@@ -289,10 +353,21 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--pin") == 0) pin_hex = argv[i + 1];
         else if (strcmp(argv[i], "--ca") == 0) ca = argv[i + 1];
         else if (strcmp(argv[i], "--der") == 0) der_path = argv[i + 1];
+        else if (strcmp(argv[i], "--serve") == 0) serve = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--cert") == 0) cert = argv[i + 1];
+        else if (strcmp(argv[i], "--key") == 0) key = argv[i + 1];
         else break;
     }
+    if (serve && i == argc && cert && key) {
+        printf("isotcp %s\n", iso_version());
+        serve_checks(cert, key);
+        printf("RESULT %d passed, %d failed\n", passed, failed);
+        fflush(stdout);
+        return failed ? 1 : 0;
+    }
     if (i != argc || !port || !pin_hex || !ca || !der_path || parse_hex(pin_hex, pin, 32) != 0) {
-        fprintf(stderr, "usage: wintls --port P --pin HEX64 --ca CA.pem --der SERVER.der\n");
+        fprintf(stderr, "usage: wintls --port P --pin HEX64 --ca CA.pem --der SERVER.der\n"
+                        "       wintls --serve 1 --cert SERVER.pem --key SERVER.key\n");
         return 64;
     }
     der = read_file(der_path, &der_len);
