@@ -16,6 +16,7 @@ echo). A target that is missed is reported, never turned into a failure.
 """
 import datetime
 import glob
+import hashlib
 import json
 import os
 import platform
@@ -32,6 +33,9 @@ OUT = os.path.join(ROOT, "target", "bench")
 CLIENT = os.path.join(OUT, "client")
 CLIENT_ALLOCS = os.path.join(OUT, "client-allocs")
 PEER = os.path.join(OUT, "peer")
+# The TLS floor and peer (benches/tls_floor.rs, built by `cargo build --release --example tls_floor`).
+TLS_FLOOR = os.path.join(ROOT, "target", "release", "examples", "tls_floor")
+TLS_SIZES = (20, 4096, 65536)
 PYCLIENT = os.path.join(ROOT, "benches", "pyclient.py")
 S7SERVER = os.path.join(ROOT, "tests", "peers", "server.py")
 
@@ -360,7 +364,67 @@ def build_rows(ports, libsnap7, py3):
                 ("raw", c("s7connect", "raw", "--port", s7, "--iters", n(1000), "--warmup", 20))]
         rows.append(Row("s7", "S7 connect: TCP + CR/CC + setup communication + close", "us_per_op", True, cont, None,
                         "us"))
+    tls = ports.get("tls")
+    if tls:
+        floor = lambda *a: pinned(CLIENT_CPU, [TLS_FLOOR] + [str(x) for x in a], rt=True)  # noqa: E731
+
+        def floor_target(limit):
+            return (f"isotcp/floor <= {limit:.2f}",
+                    lambda r: (ratio(r.median("isotcp"), r.median("floor")),
+                               (ratio(r.median("isotcp"), r.median("floor")) or 99) <= limit))
+
+        for size, iters in ((20, 4000), (4096, 4000), (65536, 1500)):
+            records = -(-size // TLS_PLAIN_PER_RECORD)
+            cont = [("floor", floor("rtt", "--port", tls["tcp"][size], "--pin", tls["pin"], "--size", size,
+                                    "--iters", n(iters), "--warmup", 200)),
+                    ("isotcp", c("tlsrtt", "iso", "--port", tls["cotp"], "--pin", tls["pin"], "--size", size,
+                                 "--iters", n(iters), "--warmup", 200))]
+            rows.append(Row("tls", f"round trip {size} B" + (f" ({records} records)" if records > 1 else ""),
+                            "us_per_op", True, cont, floor_target(1.10), "us"))
+        cont = [("floor", floor("handshake", "--port", tls["tcp"][20], "--pin", tls["pin"], "--iters", n(800),
+                                "--warmup", 20)),
+                ("isotcp", c("tlshandshake", "iso", "--port", tls["cotp"], "--pin", tls["pin"], "--iters", n(800),
+                             "--warmup", 20))]
+        rows.append(Row("tls", "handshake: connect + TLS 1.3 handshake + close", "us_per_op", True, cont,
+                        floor_target(1.10), "us"))
+        # The same programs, timing the TLS handshake alone on the open connection: what the
+        # library adds to it, without the CR/CC round trip the floor does not have.
+        rows.append(Row("tls", "TLS handshake alone, on the open connection", "tls_us_per_op", True, cont, None, "us"))
     return rows
+
+
+# Plaintext bytes per TLS 1.3 record at TPDU 1024: a record (5-byte header, 17 bytes of tag and
+# content type) fills one DT payload of 1021 bytes.
+TLS_PLAIN_PER_RECORD = 1021 - 5 - 17
+
+
+def tls_setup(tmp):
+    """Makes a CA and a server certificate (P-256) with openssl in tmp: {cert, key, pin} or None."""
+    if not shutil.which("openssl"):
+        log("bench: openssl not found: the TLS rows are left out")
+        return None
+    if not os.access(TLS_FLOOR, os.X_OK):
+        log(f"bench: {TLS_FLOOR} is missing (cargo build --release --example tls_floor): the TLS rows are left out")
+        return None
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    steps = [
+        ["req", "-x509", "-days", "2", "-subj", "/CN=isotcp bench CA"] + ec
+        + ["-keyout", "ca.key", "-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE"],
+        ["req", "-new", "-subj", "/CN=plc"] + ec + ["-keyout", "server.key", "-out", "server.csr"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+         "-extfile", "ext.cnf", "-out", "server.pem"],
+        ["x509", "-in", "server.pem", "-outform", "DER", "-out", "server.der"],
+    ]
+    with open(os.path.join(tmp, "ext.cnf"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nsubjectAltName=DNS:plc.example\nextendedKeyUsage=serverAuth\n")
+    for args in steps:
+        p = subprocess.run(["openssl"] + args, cwd=tmp, capture_output=True)
+        if p.returncode != 0:
+            failures.append(f"openssl {args[0]}: {p.stderr.decode(errors='replace').strip()[:200]}")
+            return None
+    with open(os.path.join(tmp, "server.der"), "rb") as f:
+        pin = hashlib.sha256(f.read()).hexdigest()
+    return {"cert": os.path.join(tmp, "server.pem"), "key": os.path.join(tmp, "server.key"), "pin": pin}
 
 
 def run_rounds(rows):
@@ -429,6 +493,49 @@ def measure_allocs(ports, s7):
         res, _ = run(argv, f"allocs {label}")
         if res:
             out.append((label, res["allocs"] / res[per], res["frees"] / res[per], "connect" not in label))
+    return out
+
+
+def measure_tls(ports):
+    """Heap calls per TLS round trip (isotcp by client-allocs, the floor by its counting
+    allocator) and instructions per 20-byte TLS round trip (callgrind), for the TLS section."""
+    tls = ports.get("tls")
+    if not tls:
+        return None
+    out = {"allocs": [], "instr": []}
+    a = lambda *x: pinned(CLIENT_CPU, [CLIENT_ALLOCS] + [str(v) for v in x])  # noqa: E731
+    f = lambda *x: pinned(CLIENT_CPU, [TLS_FLOOR] + [str(v) for v in x])  # noqa: E731
+    for size, iters in ((20, 2000), (4096, 2000), (65536, 500)):
+        res_i, _ = run(a("tlsrtt", "iso", "--port", tls["cotp"], "--pin", tls["pin"], "--size", size,
+                         "--iters", iters), f"tls allocs isotcp {size} B")
+        res_f, _ = run(f("rtt", "--port", tls["tcp"][size], "--pin", tls["pin"], "--size", size, "--iters", iters),
+                       f"tls allocs floor {size} B")
+        out["allocs"].append((f"round trip {size} B",
+                              res_i["allocs"] / res_i["iters"] if res_i else None,
+                              res_i["frees"] / res_i["iters"] if res_i else None,
+                              res_f["allocs"] / res_f["iters"] if res_f else None))
+    res_i, _ = run(a("tlshandshake", "iso", "--port", tls["cotp"], "--pin", tls["pin"], "--iters", 100),
+                   "tls allocs isotcp handshake")
+    res_f, _ = run(f("handshake", "--port", tls["tcp"][20], "--pin", tls["pin"], "--iters", 100),
+                   "tls allocs floor handshake")
+    out["allocs"].append(("handshake (per connection; not a message)",
+                          res_i["allocs"] / res_i["iters"] if res_i else None,
+                          res_i["frees"] / res_i["iters"] if res_i else None,
+                          res_f["allocs"] / res_f["iters"] if res_f else None))
+    if shutil.which("valgrind"):
+        iters, warm = (n(2000) if QUICK else 2000), 100
+        for label, prog, funcs, args in (
+                ("isotcp: iso_send + iso_recv", CLIENT, ["iso_send", "iso_recv"],
+                 ["tlsrtt", "iso", "--port", tls["cotp"]]),
+                ("rustls over TCP (floor): floor_send_recv", TLS_FLOOR, ["floor_send_recv"],
+                 ["rtt", "--port", tls["tcp"][20]])):
+            path = os.path.join(OUT, "callgrind.tls-" + label.split(":")[0].split()[0] + ".out")
+            argv = pinned(CLIENT_CPU, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={path}"]
+                          + [f"--toggle-collect={fn}" for fn in funcs] + [prog] + [str(x) for x in args]
+                          + ["--pin", tls["pin"], "--size", "20", "--iters", str(iters), "--warmup", str(warm)])
+            res, _ = run(argv, f"callgrind tls {label}", timeout=600)
+            total = callgrind_total(path) if res else None
+            out["instr"].append((label, total / (iters + warm) if total else None))
     return out
 
 
@@ -704,9 +811,11 @@ def section_machine(info):
         f"- Python {info['python']}; python-snap7 {info['py3_snap7']} (pure Python) and "
         f"{info['native_snap7']} (native snap7 library)",
         f"- Tools: {info['valgrind']}; {info['strace']}; {info['perf']}",
-        f"- isotcp: commit {info['commit']}, `cargo build --release --locked`; C programs `gcc -O2`",
-        f"- Placement: every client (raw, isotcp, python-snap7, native snap7) on CPU {CLIENT_CPU}, every peer "
-        f"(benches/peer.c, the native snap7 server) on CPU {PEER_CPU}, with taskset; loopback TCP",
+        f"- isotcp: commit {info['commit']}, `cargo build --release --locked`; C programs `gcc -O2`; the TLS "
+        "floor `cargo build --release --locked --example tls_floor`",
+        f"- Placement: every client (raw, isotcp, python-snap7, native snap7, the TLS floor) on CPU {CLIENT_CPU}, "
+        f"every peer (benches/peer.c, the native snap7 server, the TLS peers) on CPU {PEER_CPU}, with taskset; "
+        "loopback TCP",
         "- Scheduling: " + (f"clients and peers of the timed workloads run SCHED_FIFO (chrt -f {RT_PRIO}), so "
                             "other work on the machine does not preempt them (BENCH_RT=0 turns this off)"
                             if RT else "normal (SCHED_OTHER): chrt not allowed or BENCH_RT=0"),
@@ -853,6 +962,68 @@ def section_connection_setup(groups):
                  f"{'holds' if holds else 'missed'} |")
         verdicts.append(("handshake: isotcp/raw time", measured_text(val), text, holds))
     L.append("")
+    return L, verdicts
+
+
+def section_tls(groups, tls):
+    """TLS inside COTP against rustls over TCP (the floor): only when the TLS rows ran."""
+    L, verdicts = [], []
+    rows = groups.get("tls", [])
+    if not rows:
+        return L, verdicts
+    L.append("## TLS inside COTP (TPDU 1024)")
+    L.append("")
+    L.append("isotcp through the C API (`iso_connect`, `iso_start_tls` with a SHA-256 pin, then `iso_send` / "
+             "`iso_recv`) against benches/tls_floor.rs's peer, which speaks TLS inside COTP; the floor is rustls "
+             "(ring) directly over a TcpStream against the same program's TCP peer: the same server configuration, "
+             "TLS 1.3 with the same suite and group, the same pin check, records of at most "
+             f"{TLS_PLAIN_PER_RECORD} bytes of plaintext (one record fills one DT), each message's records written "
+             "with one write. Microseconds per round trip or per handshake (isotcp: iso_connect + iso_start_tls + "
+             "iso_disconnect, so one round trip more for the CR/CC; floor: TCP connect + handshake + close); the "
+             "handshake alone is the same batches timing only `iso_start_tls` and the floor's handshake after the "
+             "connect.")
+    L.append("")
+    L.append("| workload | rustls over TCP (floor) | isotcp | isotcp/floor | per-round isotcp/floor | "
+             "client CPU µs floor / isotcp | target | |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        floor, iso = row.median("floor"), row.median("isotcp")
+        if row.target:
+            text, fn = row.target
+            val, holds = fn(row)
+            tgt, verdict = text.split(" ", 1)[1], ("holds" if holds else "missed")
+            verdicts.append((f"TLS {row.label.split(':')[0]}: isotcp/floor time", measured_text(val), text, holds))
+        else:
+            tgt, verdict = "none", ""
+        cpu = row.cpu_text("floor", "isotcp") if row.metric == "us_per_op" else "(as above)"
+        L.append(f"| {row.label} | {fmt(floor)} | {fmt(iso)} | {fmt(ratio(iso, floor))} | "
+                 f"{round_ratio_range(row, 'isotcp', 'floor')} | {cpu} | {tgt} | {verdict} |")
+    L.append("")
+    if tls and tls.get("allocs"):
+        L.append("Heap calls per operation inside the measured loop (isotcp: `client-allocs`; the floor: a counting "
+                 "global allocator). The floor uses rustls' buffered API, which allocates for every record sealed "
+                 "or opened, so it is not zero either:")
+        L.append("")
+        L.append("| workload | isotcp allocations | isotcp frees | floor allocations |")
+        L.append("|---|---|---|---|")
+        worst = None
+        for label, al, fr, fl in tls["allocs"]:
+            L.append(f"| {label} | {fmt(al)} | {fmt(fr)} | {fmt(fl)} |")
+            if al is not None and "handshake" not in label:
+                worst = max(worst or 0.0, al)
+        L.append("")
+        verdicts.append(("TLS round trips: heap allocations per message, steady state (isotcp, worst)",
+                         "n/a" if worst is None else f"{worst:.3f}", "== 0",
+                         None if worst is None else worst == 0))
+    if tls and tls.get("instr"):
+        L.append("Instructions per 20-byte TLS round trip (callgrind, the named functions and all they call in user "
+                 "space, crypto included):")
+        L.append("")
+        L.append("| contender | instructions per round trip |")
+        L.append("|---|---|")
+        for label, per in tls["instr"]:
+            L.append(f"| {label} | {fmt(per)} |")
+        L.append("")
     return L, verdicts
 
 
@@ -1016,13 +1187,14 @@ def section_wire(wire):
     return L
 
 
-def report(info, rows, idle, allocs, sysc, instr, top, wire, elapsed):
+def report(info, rows, idle, allocs, sysc, instr, top, wire, elapsed, tls=None):
     """BENCHMARKS.md: the sections in order, with the Targets of the measured ones near the top."""
     groups = {}
     for row in rows:
         groups.setdefault(row.group, []).append(row)
     measured = [section_round_trips(groups), section_streaming(groups), section_pipelining(groups),
-                section_many_connections(groups), section_connection_setup(groups), section_s7(groups),
+                section_many_connections(groups), section_connection_setup(groups), section_tls(groups, tls),
+                section_s7(groups),
                 section_costs(allocs, sysc, instr, top, idle)]
     verdicts = [v for _, section_verdicts in measured for v in section_verdicts]
     L = section_title(info, elapsed) + section_machine(info) + section_targets(verdicts, failures)
@@ -1062,6 +1234,8 @@ def main():
 
     servers = []
     ports = {}
+    tls_dir = tempfile.mkdtemp(prefix="bench-tls-")
+    tls = tls_setup(tls_dir)
     try:
         for key, argv, cpu in (("seq", [PEER], PEER_CPU), ("same", [PEER], CLIENT_CPU),
                                ("multi", [PEER, "--multi"], PEER_CPU)):
@@ -1081,6 +1255,20 @@ def main():
                 ports["s7same"] = s.port
             except RuntimeError as e:
                 log(f"bench: {e}: the S7 rows are left out")
+        if tls:
+            base = [TLS_FLOOR, "peer", "--cert", tls["cert"], "--key", tls["key"]]
+            try:
+                s = Server("TLS peer, COTP", base + ["--mode", "cotp"], PEER_CPU)
+                servers.append(s)
+                tls_ports = {"cotp": s.port, "tcp": {}, "pin": tls["pin"]}
+                for size in TLS_SIZES:
+                    s = Server(f"TLS peer, TCP, {size} B", base + ["--mode", "tcp", "--size", str(size)], PEER_CPU)
+                    servers.append(s)
+                    tls_ports["tcp"][size] = s.port
+                ports["tls"] = tls_ports
+            except RuntimeError as e:
+                failures.append(str(e))
+                log(f"bench: {e}: the TLS rows are left out")
         rows = build_rows(ports, libsnap7, py3)
         log(f"timed workloads: {len(rows)} rows, {ROUNDS} rounds")
         run_rounds(rows)
@@ -1090,11 +1278,14 @@ def main():
         sysc = measure_syscalls(ports, ports.get("s7"), libsnap7, py3)
         log("instructions per operation (callgrind)")
         instr, top = measure_instructions(ports)
+        log("TLS: heap allocations and instructions per round trip")
+        tls_costs = measure_tls(ports)
         log(f"memory of {IDLE_CONNS} idle connections")
         idle = measure_idle(ports["multi"])
     finally:
         for s in servers:
             s.stop()
+        shutil.rmtree(tls_dir, ignore_errors=True)
 
     info["load_end"] = load_text()
     t_end = cpu_ticks()
@@ -1105,13 +1296,14 @@ def main():
         info["cpu_use"] = (f"the benchmark's processes used {ours:.0f} CPU-seconds and the machine as a whole was "
                            f"busy {busy:.0f} CPU-seconds (tick-sampled, so only a large excess means other work "
                            f"ran); {t_end[1] - t_start[1]:.1f} s stolen by the hypervisor")
-    text = report(info, rows, idle, allocs, sysc, instr, top, wire, time.time() - start)
+    text = report(info, rows, idle, allocs, sysc, instr, top, wire, time.time() - start, tls_costs)
     os.makedirs(os.path.dirname(OUTPUT), exist_ok=True)
     with open(OUTPUT, "w") as f:
         f.write(text)
     raw = {"info": info, "rows": [{"group": r.group, "label": r.label, "metric": r.metric, "samples": r.samples,
                                    "cpu_us_per_op": r.cpu} for r in rows],
-           "idle": idle, "allocs": allocs, "syscalls": sysc, "instructions": instr, "failures": failures}
+           "idle": idle, "allocs": allocs, "syscalls": sysc, "instructions": instr, "tls": tls_costs,
+           "failures": failures}
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(raw, f, indent=1)
     log("")

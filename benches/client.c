@@ -21,6 +21,13 @@
  *   idle      raw|iso      --conns C                     C connected idle connections: memory
  *   s7read    raw|iso|snap7 --lib L --iters N            S7 read of 4 bytes of DB1
  *   s7connect raw|iso|snap7 --lib L --iters N            TCP + CR/CC + S7 setup + close
+ *   tlsrtt    iso --size S --pin HEX --iters N           TLS inside COTP: one message out, its
+ *                                                       echo back (after iso_start_tls)
+ *   tlshandshake iso --pin HEX --iters N                 iso_connect + iso_start_tls +
+ *                                                       iso_disconnect, N times (and
+ *                                                       iso_start_tls alone: tls_us_per_op)
+ * The TLS workloads verify the server by the SHA-256 pin of its certificate (--pin, 64 hex
+ * digits); their floor, rustls over TCP, is benches/tls_floor.rs.
  *
  * "raw" writes exactly the bytes isotcp puts on the wire (the CR, then every message as DTs of
  * the negotiated TPDU size) with blocking sockets and TCP_NODELAY, and reads the echo as a
@@ -335,7 +342,7 @@ static iso_conn *iso_open(unsigned port, uint16_t called, unsigned tpdu) {
 
 typedef struct {
     unsigned port, size, tpdu, iters, warmup, depth, conns;
-    const char *lib;
+    const char *lib, *pin;
 } opts_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -911,9 +918,94 @@ static void run_s7connect(const opts_t *o) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* TLS inside COTP: round trips and handshakes through iso_start_tls                           */
+
+static iso_tls_config *tls_pinned(const char *pin_hex) {
+    uint8_t pin[32];
+    iso_tls_config *cfg = NULL;
+    unsigned i, v;
+    int32_t rc;
+    if (!pin_hex || strlen(pin_hex) != 64) fail("%s", "--pin needs 64 hex digits");
+    for (i = 0; i < 32; i++) {
+        if (sscanf(pin_hex + 2 * i, "%2x", &v) != 1) fail("%s", "--pin needs 64 hex digits");
+        pin[i] = (uint8_t)v;
+    }
+    if ((rc = iso_tls_config_create(&cfg)) != ISO_OK) iso_fail("iso_tls_config_create", NULL, rc);
+    if ((rc = iso_tls_config_set_pin_sha256(cfg, pin, sizeof pin)) != ISO_OK)
+        iso_fail("iso_tls_config_set_pin_sha256", NULL, rc);
+    return cfg;
+}
+
+/* A handle for the TLS workloads: TPDU 1024, room for a 64 KiB message's records. */
+static iso_conn *tls_handle(unsigned port, unsigned tpdu) {
+    iso_conn *c = NULL;
+    int32_t rc = iso_create("127.0.0.1", (uint16_t)port, &c);
+    if (rc != ISO_OK) iso_fail("iso_create", NULL, rc);
+    if ((rc = iso_set_tsap(c, 0x0100, ECHO_TSAP)) != ISO_OK) iso_fail("iso_set_tsap", c, rc);
+    if ((rc = iso_set_tpdu_size(c, tpdu)) != ISO_OK) iso_fail("iso_set_tpdu_size", c, rc);
+    /* A 64 KiB message grows by its records' overhead on the wire. */
+    if ((rc = iso_set_max_message(c, 2 * MAX_MESSAGE)) != ISO_OK) iso_fail("iso_set_max_message", c, rc);
+    return c;
+}
+
+/* iso_connect + iso_start_tls; returns the seconds iso_start_tls took. */
+static double tls_connect(iso_conn *c, const iso_tls_config *cfg) {
+    double t;
+    int32_t rc = iso_connect(c, 10000);
+    if (rc != ISO_OK) iso_fail("iso_connect", c, rc);
+    t = now_s();
+    if ((rc = iso_start_tls(c, cfg, 10000)) != ISO_OK) iso_fail("iso_start_tls", c, rc);
+    return now_s() - t;
+}
+
+static void run_tlsrtt(const opts_t *o) {
+    unsigned i;
+    double t0, t1;
+    iso_tls_config *cfg = tls_pinned(o->pin);
+    iso_conn *c = tls_handle(o->port, o->tpdu);
+    fill_pattern(g_msg, o->size, 7);
+    tls_connect(c, cfg);
+    for (i = 0; i < o->warmup; i++) iso_send_recv(c, g_msg, o->size);
+    begin_measure();
+    t0 = now_s();
+    for (i = 0; i < o->iters; i++) iso_send_recv(c, g_msg, o->size);
+    t1 = now_s();
+    end_measure();
+    if (memcmp(g_ans, g_msg, o->size) != 0) fail("%s", "echo differs");
+    iso_destroy(c);
+    iso_tls_config_destroy(cfg);
+    print_result("size=%u tpdu=%u iters=%u seconds=%.6f us_per_op=%.3f", o->size, o->tpdu, o->iters, t1 - t0,
+                 (t1 - t0) * 1e6 / o->iters);
+}
+
+static void run_tlshandshake(const opts_t *o) {
+    unsigned i;
+    double t0, t1, tls_s = 0;
+    iso_tls_config *cfg = tls_pinned(o->pin);
+    iso_conn *c = tls_handle(o->port, o->tpdu);
+    for (i = 0; i < o->warmup; i++) {
+        tls_connect(c, cfg);
+        iso_disconnect(c);
+    }
+    begin_measure();
+    t0 = now_s();
+    for (i = 0; i < o->iters; i++) {
+        tls_s += tls_connect(c, cfg);
+        iso_disconnect(c);
+    }
+    t1 = now_s();
+    end_measure();
+    iso_destroy(c);
+    iso_tls_config_destroy(cfg);
+    /* tls_us_per_op: iso_start_tls alone, on the open COTP connection. */
+    print_result("iters=%u seconds=%.6f us_per_op=%.3f tls_us_per_op=%.3f", o->iters, t1 - t0,
+                 (t1 - t0) * 1e6 / o->iters, tls_s * 1e6 / o->iters);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 int main(int argc, char **argv) {
-    opts_t o = {0, 20, 1024, 1000, 100, 8, 1000, NULL};
+    opts_t o = {0, 20, 1024, 1000, 100, 8, 1000, NULL, NULL};
     int a;
     if (argc < 3) goto usage;
     g_workload = argv[1];
@@ -929,6 +1021,7 @@ int main(int argc, char **argv) {
         else if (strcmp(k, "--depth") == 0) o.depth = (unsigned)n;
         else if (strcmp(k, "--conns") == 0) o.conns = (unsigned)n;
         else if (strcmp(k, "--lib") == 0) o.lib = v;
+        else if (strcmp(k, "--pin") == 0) o.pin = v;
         else goto usage;
     }
     if (a != argc || o.port == 0 || o.size == 0 || o.size > MAX_MESSAGE || o.iters == 0 || o.tpdu < 128 ||
@@ -943,10 +1036,13 @@ int main(int argc, char **argv) {
     else if (strcmp(g_workload, "idle") == 0) run_idle(&o);
     else if (strcmp(g_workload, "s7read") == 0) run_s7read(&o);
     else if (strcmp(g_workload, "s7connect") == 0) run_s7connect(&o);
+    else if (strcmp(g_workload, "tlsrtt") == 0) run_tlsrtt(&o);
+    else if (strcmp(g_workload, "tlshandshake") == 0) run_tlshandshake(&o);
     else goto usage;
     return 0;
 usage:
-    fprintf(stderr, "usage: client rtt|stream|pipe|many|handshake|idle|s7read|s7connect raw|iso|snap7 --port P "
-                    "[--size S] [--tpdu T] [--iters N] [--warmup W] [--depth D] [--conns C] [--lib libsnap7.so]\n");
+    fprintf(stderr, "usage: client rtt|stream|pipe|many|handshake|idle|s7read|s7connect|tlsrtt|tlshandshake "
+                    "raw|iso|snap7 --port P [--size S] [--tpdu T] [--iters N] [--warmup W] [--depth D] [--conns C] "
+                    "[--lib libsnap7.so] [--pin HEX]\n");
     return 64;
 }

@@ -12,7 +12,7 @@ build_rows(), samples from the rounds). Two renderings are compared:
     full.md     the run as measured;
     reduced.md  the same numbers with what a run can lack taken away (no python-snap7 venvs,
                 no strace, no callgrind_annotate, no SCHED_FIFO, failed programs, a wire
-                difference) and a full run's settings, so that the report's other branches
+                difference, no openssl for the TLS rows) and a full run's settings, so that the report's other branches
                 are covered too.
 """
 import copy
@@ -27,7 +27,8 @@ import bench  # noqa: E402
 
 DATA = os.path.join(HERE, "report-test")
 # Only the command lines that build_rows() makes use these; the report never shows them.
-PORTS = {"seq": 1, "same": 2, "multi": 3, "s7": 4, "s7same": 5}
+PORTS = {"seq": 1, "same": 2, "multi": 3, "s7": 4, "s7same": 5,
+         "tls": {"cotp": 6, "tcp": {20: 7, 4096: 8, 65536: 9}, "pin": "00" * 32}}
 LIBSNAP7 = "libsnap7.so"
 PY3 = "python3"
 
@@ -39,10 +40,10 @@ def settle(settings, failures):
     bench.failures[:] = failures
 
 
-def make_rows(measured, libsnap7, py3):
+def make_rows(measured, libsnap7, py3, ports=PORTS):
     """build_rows()'s rows for these peers, with the measured rounds and CPU times."""
     by_key = {(m["group"], m["label"]): m for m in measured}
-    rows = bench.build_rows(PORTS, libsnap7, py3)
+    rows = bench.build_rows(ports, libsnap7, py3)
     for row in rows:
         m = by_key.get((row.group, row.label))
         if m is None:
@@ -61,7 +62,7 @@ def full(d):
     if len(rows) != len(d["rows"]):
         sys.exit(f"test_report: build_rows() makes {len(rows)} rows, measurements.json has {len(d['rows'])}")
     return bench.report(d["info"], rows, d["idle"], d["allocs"], d["syscalls"], d["instructions"], d["top"],
-                        d["wire"], d["elapsed"])
+                        d["wire"], d["elapsed"], d["tls"])
 
 
 def reduced(d):
@@ -69,7 +70,8 @@ def reduced(d):
     settle(dict(d["settings"], QUICK=False, ROUNDS=9, RT=False, IDLE_CONNS=10000),
            ["stream 64 KiB messages, TPDU 8192 isotcp: exit 134: thread 'main' panicked",
             "idle isotcp: timed out after 300 s"])
-    rows = make_rows(d["rows"], None, None)
+    # No openssl: no TLS peers, no TLS rows.
+    rows = make_rows(d["rows"], None, None, {k: v for k, v in PORTS.items() if k != "tls"})
     stream8k = next(r for r in rows if r.group == "stream" and "8192" in r.label)
     for r in stream8k.rounds:
         r.pop("isotcp", None)

@@ -7,10 +7,9 @@
         conn.send_data(request)
         reply = conn.receive_data()
 
-To run python-snap7's ``snap7.client.Client`` on it, replace the class the client module uses:
+To run python-snap7's ``snap7.client.Client`` on it (see ``isotcp.snap7``):
 
-    import snap7.client, isotcp
-    snap7.client.ISOTCPConnection = isotcp.ISOTCPConnection
+    import isotcp.snap7; isotcp.snap7.install()
 
 Secure communication (TLS inside COTP, S7-1200/1500 with secure PG/HMI communication):
 ``conn.start_tls(pin_sha256=...)`` after the plaintext InitSSL exchange, then ``send_data`` and

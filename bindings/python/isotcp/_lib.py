@@ -7,8 +7,9 @@ the last-error functions (size query + caller buffer) and ``iso_strerror`` into 
 The library is looked up in this order:
 
 1. the path in the environment variable ``ISOTCP_LIBRARY`` (nothing else is tried when set);
-2. next to this package (``isotcp/libisotcp.so``), for an installed copy;
-3. ``target/release`` then ``target/debug`` of the source tree this package lives in;
+2. next to this module (``isotcp/libisotcp.so``): where the wheel built by setup.py puts it;
+3. ``target/release`` then ``target/debug`` of the source tree this package lives in
+   (in a checkout of the repository);
 4. the system's search path (``ctypes.util.find_library("isotcp")``).
 
 ctypes releases the GIL around every call, so a call that blocks (``iso_connect``,
@@ -117,34 +118,39 @@ else:
 
 
 def _candidates():
+    """(paths to try in order, every place looked at) for the library."""
     explicit = os.environ.get("ISOTCP_LIBRARY")
     if explicit:
-        return [explicit]
+        return [explicit], [f"ISOTCP_LIBRARY={explicit}"]
     here = os.path.dirname(os.path.abspath(__file__))
     tree = os.path.normpath(os.path.join(here, "..", "..", ".."))
-    paths = [
-        os.path.join(here, LIBRARY_NAME),
-        os.path.join(tree, "target", "release", LIBRARY_NAME),
-        os.path.join(tree, "target", "debug", LIBRARY_NAME),
-    ]
+    paths = [os.path.join(here, LIBRARY_NAME)]
+    if os.path.exists(os.path.join(tree, "Cargo.toml")):  # a checkout, not an installed copy
+        paths += [
+            os.path.join(tree, "target", "release", LIBRARY_NAME),
+            os.path.join(tree, "target", "debug", LIBRARY_NAME),
+        ]
     found = [p for p in paths if os.path.exists(p)]
+    looked = paths + ["the system library path"]
     system = ctypes.util.find_library("isotcp")
     if system:
         found.append(system)
-    return found
+    return found, looked
 
 
 def _load():
+    found, looked = _candidates()
     tried = []
-    for path in _candidates():
+    for path in found:
         try:
             return ctypes.CDLL(path), path
         except OSError as e:
             tried.append(f"{path}: {e}")
-    hint = "; ".join(tried) if tried else "no candidate file exists"
+    why = "; ".join(tried) if tried else "not found in " + ", ".join(looked)
     raise ImportError(
-        f"isotcp: cannot load {LIBRARY_NAME} ({hint}). Set ISOTCP_LIBRARY to its path, "
-        "or build it with `cargo build --release`."
+        f"isotcp: cannot load {LIBRARY_NAME} ({why}). Install the package with "
+        "`pip install ./bindings/python` (it builds and includes the library), or build it "
+        "with `cargo build --release`, or set ISOTCP_LIBRARY to its path."
     )
 
 

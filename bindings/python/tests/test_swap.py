@@ -14,7 +14,9 @@
   failure, reconnect against the S7 server, the user-timeout and attempt-delay settings).
 - LowLevelTests: the ctypes layer (every header function declared, codes, last errors).
 
-The library comes from ISOTCP_LIBRARY or the usual places (see isotcp/_lib.py). Without
+The package is the source next to this directory, or with ISOTCP_TEST_INSTALLED=1 the installed
+one (test_install.py then checks that it is). The library comes from ISOTCP_LIBRARY or the usual
+places (see isotcp/_lib.py). Without
 python-snap7 the tests that need it are skipped, or fail when ISOTCP_REQUIRE_PEERS=1.
 """
 
@@ -31,7 +33,10 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+# ISOTCP_TEST_INSTALLED=1: test the installed package (a wheel), not the source next to here.
+INSTALLED = os.environ.get("ISOTCP_TEST_INSTALLED") == "1"
+if not INSTALLED:
+    sys.path.insert(0, os.path.dirname(HERE))
 TREE = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 
 import isotcp  # noqa: E402
