@@ -190,11 +190,11 @@ fn python_binding_runs_s7commplus_client() {
     );
     // Under a python without s7commplus the module contributes no tests: make sure they ran.
     assert!(
-        output.contains("Ran 6 tests"),
-        "test_s7commplus_client did not run its 6 tests:\n{output}"
+        output.contains("Ran 7 tests"),
+        "test_s7commplus_client did not run its 7 tests:\n{output}"
     );
     note(&format!(
-        "python_binding: s7commplus client on isotcp, 6 tests passed with {}",
+        "python_binding: s7commplus client on isotcp, 7 tests passed with {}",
         python.display()
     ));
 }

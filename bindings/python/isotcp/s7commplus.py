@@ -3,7 +3,7 @@
     import isotcp.s7commplus
     from s7commplus.client import S7CommPlusClient
 
-    with isotcp.s7commplus.installed():
+    with isotcp.s7commplus.swapped():      # or isotcp.s7commplus.install()
         client = S7CommPlusClient()
         client.connect("192.168.0.1", use_tls=True, tls_cert_fingerprint="3a:5f:...")
         data = client.db_read(1, 0, 4)
@@ -21,15 +21,19 @@ Verification follows the arguments of ``connect``: ``tls_cert_fingerprint`` pins
 certificate, ``tls_ca`` verifies its chain (and, as s7commplus does, that it names the host
 connected to); ``tls_cert`` and ``tls_key`` present a client certificate. s7commplus itself
 verifies nothing when given neither a CA nor a pin; here that is refused (S7CertificateError)
-unless installed with ``allow_unverified=True``. ``uninstall()`` restores s7commplus. The
-asyncio client (``s7commplus.async_client``) keeps its own transport and is not changed.
+unless installed with ``allow_unverified=True``. ``uninstall()`` restores s7commplus,
+``installed()`` tells whether it is in place. The asyncio client (``s7commplus.async_client``)
+keeps its own transport and is not changed.
 """
 
 import contextlib
 import hashlib
 
-from s7commplus import connection as _connection
-from s7commplus.error import S7CertificateError, S7ConnectionError, S7TimeoutError, S7TlsHandshakeError
+try:
+    from s7commplus import connection as _connection
+    from s7commplus.error import S7CertificateError, S7ConnectionError, S7TimeoutError, S7TlsHandshakeError
+except ImportError as e:
+    raise ImportError(f"isotcp.s7commplus needs the s7commplus package 0.3.x (pip install 's7commplus>=0.3,<0.4'): {e}") from e
 
 from . import errors as _errors
 from .connection import ISOTCPConnection
@@ -150,19 +154,23 @@ def uninstall() -> None:
     _installed["allow_unverified"] = False
 
 
-def is_installed() -> bool:
+def installed() -> bool:
     """True between ``install()`` and ``uninstall()``."""
     return bool(_saved)
 
 
 @contextlib.contextmanager
-def installed(allow_unverified: bool = False):
-    """``install()`` for the duration of a ``with`` block, then ``uninstall()``."""
+def swapped(allow_unverified: bool = False):
+    """``install()`` for a ``with`` block; whatever was in place before is put back after."""
+    was_installed, was_allowed = installed(), _installed["allow_unverified"]
     install(allow_unverified)
     try:
         yield
     finally:
-        uninstall()
+        if was_installed:
+            install(was_allowed)
+        else:
+            uninstall()
 
 
-__all__ = ["OMS_LABEL", "OMS_LENGTH", "Transport", "install", "installed", "is_installed", "uninstall"]
+__all__ = ["OMS_LABEL", "OMS_LENGTH", "Transport", "install", "installed", "swapped", "uninstall"]

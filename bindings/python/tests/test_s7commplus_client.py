@@ -19,8 +19,10 @@ import unittest
 from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, HERE)
+# ISOTCP_TEST_INSTALLED=1: test the installed package (a wheel), not the source next to here.
+if os.environ.get("ISOTCP_TEST_INSTALLED") != "1":
+    sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)  # s7commplus_peer
 
 import isotcp  # noqa: E402
 import s7commplus_peer as peer  # noqa: E402
@@ -126,7 +128,7 @@ class S7CommPlusClientTests(unittest.TestCase):
 
     def test_uninstall_restores_s7commplus(self):
         isotcp.s7commplus.uninstall()
-        self.assertFalse(isotcp.s7commplus.is_installed())
+        self.assertFalse(isotcp.s7commplus.installed())
         self.assertIs(s7commplus.connection.ISOTCPConnection, s7commplus.transport.ISOTCPConnection)
         for name in ("_activate_tls", "_send_s7_data", "_recv_s7_data"):
             self.assertIsNot(getattr(s7commplus.connection.S7CommPlusConnection, name), getattr(isotcp.s7commplus, name))
@@ -135,6 +137,22 @@ class S7CommPlusClientTests(unittest.TestCase):
             self.connect(tls_cert_fingerprint=self.server.pin.hex())
         isotcp.s7commplus.install()
         self.assertIs(s7commplus.connection.ISOTCPConnection, isotcp.s7commplus.Transport)
+
+    def test_swapped_puts_back_what_was_there(self):
+        isotcp.s7commplus.uninstall()
+        with isotcp.s7commplus.swapped():
+            self.assertTrue(isotcp.s7commplus.installed())
+            client = self.connect(tls_cert_fingerprint=self.server.pin.hex())
+            self.assertTrue(client._connection._iso_conn.tls_active)
+        self.assertFalse(isotcp.s7commplus.installed())
+        self.assertIs(s7commplus.connection.ISOTCPConnection, s7commplus.transport.ISOTCPConnection)
+        isotcp.s7commplus.install(allow_unverified=True)
+        with isotcp.s7commplus.swapped():
+            with self.assertRaises(S7CertificateError):
+                self.connect()
+        # Installed before the block, with its setting: still so after it.
+        self.assertTrue(isotcp.s7commplus.installed())
+        self.assertEqual(self.connect().db_read(1, 5, 2), bytes([5, 6]))
 
     def test_exceptions_are_s7commplus_classes(self):
         client = S7CommPlusClient()

@@ -16,8 +16,10 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, HERE)
+# ISOTCP_TEST_INSTALLED=1: test the installed package (a wheel), not the source next to here.
+if os.environ.get("ISOTCP_TEST_INSTALLED") != "1":
+    sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)  # s7commplus_peer
 
 import isotcp  # noqa: E402
 import s7commplus_peer as peer  # noqa: E402
