@@ -524,6 +524,9 @@ class ISOTCPConnection:
         ``ca_file=...``; see ``TlsConfig``), not both. ``timeout``: seconds (default: the
         connection's ``timeout``).
 
+        TLS belongs to the connection: after ``reconnect`` or ``connect`` the new connection is
+        in clear until ``start_tls`` runs again (after a new InitSSL exchange).
+
         Raises TlsError (handshake failed, certificate rejected: the message says why; the
         connection is closed), S7ConnectionTimeoutError, S7ConnectionError (not connected,
         closed), ValueError (no CA file, pin or ``insecure`` set; unreadable files; TLS already

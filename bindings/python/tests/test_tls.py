@@ -186,6 +186,19 @@ class SecureSessionTests(unittest.TestCase):
         with self.assertRaises(S7ConnectionError):
             conn.peer_certificate()
 
+    def test_reconnect_needs_a_new_start(self):
+        # A reconnect makes a new connection, in clear: InitSSL and start_tls again.
+        conn = self.connect()
+        conn.start_tls(pin_sha256=self.server.pin)
+        conn.reconnect(timeout=5.0)
+        self.assertFalse(conn.tls_active)
+        conn.send_data(peer.INIT_SSL)
+        _, opcode, function, _, _ = peer.response_header(conn.receive_data())
+        self.assertEqual((opcode, function), (peer.OPCODE_RESPONSE, peer.FUNCTION_INIT_SSL))
+        conn.start_tls(pin_sha256=self.server.pin)
+        self.assertTrue(conn.tls_active)
+        self.assert_session_created(conn, 1)
+
     def test_start_twice_is_refused(self):
         conn = self.connect()
         conn.start_tls(pin_sha256=self.server.pin)
