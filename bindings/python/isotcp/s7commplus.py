@@ -18,8 +18,9 @@
   the password login (``oms_secret``) comes from the library's TLS exporter, not from a key log.
 
 Verification follows the arguments of ``connect``: ``tls_cert_fingerprint`` pins the PLC's
-certificate, ``tls_ca`` verifies its chain (and, as s7commplus does, that it names the host
-connected to); ``tls_cert`` and ``tls_key`` present a client certificate. s7commplus itself
+certificate, ``tls_ca`` verifies its chain and, as s7commplus does, that it names the host
+connected to (given both, the library checks the pin alone: the exact certificate);
+``tls_cert`` and ``tls_key`` present a client certificate. s7commplus itself
 verifies nothing when given neither a CA nor a pin; here that is refused (S7CertificateError)
 unless installed with ``allow_unverified=True``. ``uninstall()`` restores s7commplus,
 ``installed()`` tells whether it is in place. The asyncio client (``s7commplus.async_client``)
