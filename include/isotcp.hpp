@@ -663,7 +663,8 @@ public:
      *  connection Listener::accept returned (which needs set_identity_files). From then on
      *  send() and receive() carry TLS. TlsError when the handshake fails or the certificate is
      *  rejected (the connection is then closed); Error with ISO_E_INVALID when `config` can
-     *  verify nothing or TLS is already started. */
+     *  verify nothing or TLS is already started. No other thread may use the connection while
+     *  the handshake runs. */
     void start_tls(const TlsConfig &config, std::uint32_t timeout_ms) {
         if (!config.valid()) detail::raise_empty("isotcp::TlsConfig", "iso_start_tls");
         detail::check(iso_start_tls(handle("iso_start_tls"), config.native_handle(), timeout_ms), "iso_start_tls");

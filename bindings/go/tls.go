@@ -122,7 +122,8 @@ func withCString(s string, f func(*C.char) C.int32_t) C.int32_t {
 // message's records in DTs of the negotiated TPDU size.
 //
 // The handshake has the context's deadline, or DefaultTLSTimeout when it has none; when the
-// context is cancelled the connection is closed and the error wraps ctx.Err().
+// context is cancelled the connection is closed and the error wraps ctx.Err(). Unlike the other
+// methods, StartTLS must not run while another goroutine sends or receives on the Conn.
 //
 // Errors (*Error): ErrTLS (handshake failed, certificate rejected: the message says why; the
 // connection is then closed), ErrInvalid (cfg verifies nothing, a bad setting or file, TLS

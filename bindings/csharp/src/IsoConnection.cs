@@ -518,7 +518,8 @@ namespace Isotcp
         /// Receive carry TLS. Throws <see cref="IsoTlsException"/> when the handshake fails or
         /// the certificate is rejected (the connection is then closed), IsoException with Code
         /// Invalid when <paramref name="config"/> can verify nothing or TLS is already started,
-        /// State when not connected.</summary>
+        /// State when not connected. No other thread may send or receive on the connection
+        /// while the handshake runs.</summary>
         public void StartTls(IsoTlsConfig config, int timeoutMs)
         {
             if (config == null) throw new ArgumentNullException("config");

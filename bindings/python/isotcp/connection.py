@@ -525,7 +525,8 @@ class ISOTCPConnection:
         connection's ``timeout``).
 
         TLS belongs to the connection: after ``reconnect`` or ``connect`` the new connection is
-        in clear until ``start_tls`` runs again (after a new InitSSL exchange).
+        in clear until ``start_tls`` runs again (after a new InitSSL exchange). No other thread
+        may send or receive on the connection while the handshake runs.
 
         Raises TlsError (handshake failed, certificate rejected: the message says why; the
         connection is closed), S7ConnectionTimeoutError, S7ConnectionError (not connected,
