@@ -3,13 +3,15 @@
  *
  *   isotcp::Connection   a client connection or an accepted one; owns an iso_conn, move-only
  *   isotcp::Listener     the passive side; owns an iso_listener, move-only
+ *   isotcp::TlsConfig    TLS settings for Connection::start_tls; owns an iso_tls_config,
+ *                        move-only
  *   isotcp::Error        thrown for every negative result code: code() is the ISO_E_* value,
  *                        message() the library's last-error text, what() both with the
  *                        function that failed, os_error() the OS error code behind it (0 if
  *                        none), phase() where a failed connect or reconnect stopped.
  *                        Subclasses: TimeoutError (ISO_E_TIMEOUT, ISO_E_WOULD_BLOCK),
  *                        ClosedError (ISO_E_CLOSED), BufferTooSmallError
- *                        (ISO_E_BUFFER_TOO_SMALL, with needed()).
+ *                        (ISO_E_BUFFER_TOO_SMALL, with needed()), TlsError (ISO_E_TLS).
  *   isotcp::ConnectPhase where the last connect failed: none, resolve, tcp or cotp.
  *
  * Byte ranges are passed as isotcp::const_bytes / isotcp::mutable_bytes: std::span under C++20,
@@ -34,6 +36,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -193,6 +196,14 @@ private:
     std::size_t needed_;
 };
 
+/** ISO_E_TLS: TLS failed: the handshake, the peer's certificate (not the pinned one, no chain
+ *  to the CA file), a bad record or an alert; message() says which. A failed handshake closes
+ *  the connection. */
+class TlsError : public Error {
+public:
+    using Error::Error;
+};
+
 namespace detail {
 
 /** This thread's last error message (every failing isotcp call records one). */
@@ -233,6 +244,8 @@ inline ConnectPhase connect_phase(const iso_conn *conn) noexcept {
         throw ClosedError(code, operation, message, os_error, phase);
     case ISO_E_BUFFER_TOO_SMALL:
         throw BufferTooSmallError(code, operation, message, needed, os_error);
+    case ISO_E_TLS:
+        throw TlsError(code, operation, message, os_error, phase);
     default:
         throw Error(code, operation, message, os_error, phase);
     }
@@ -305,6 +318,86 @@ inline std::uint16_t s7_tsap(std::uint8_t conn_type, std::uint8_t rack, std::uin
     detail::check(iso_s7_tsap(conn_type, rack, slot, &tsap), "iso_s7_tsap");
     return tsap;
 }
+
+// ---------------------------------------------------------------------------------------------
+// TLS settings
+// ---------------------------------------------------------------------------------------------
+
+/** What Connection::start_tls verifies and presents (secure S7 communication: TLS inside COTP).
+ *  Verification is by a CA file or a SHA-256 pin of the peer's certificate; with neither, and
+ *  without the explicit set_insecure(true), start_tls throws Error with ISO_E_INVALID. Files are
+ *  read by start_tls, which copies the settings: the object may change or go afterwards. */
+class TlsConfig {
+public:
+    /** TLS versions for set_versions. */
+    static constexpr std::uint16_t tls1_2 = 0x0303;
+    static constexpr std::uint16_t tls1_3 = 0x0304;
+
+    /** A configuration that verifies nothing yet. */
+    TlsConfig() { detail::check(iso_tls_config_create(&cfg_), "iso_tls_config_create"); }
+    ~TlsConfig() { iso_tls_config_destroy(cfg_); }
+
+    TlsConfig(TlsConfig &&other) noexcept : cfg_(std::exchange(other.cfg_, nullptr)) {}
+    TlsConfig &operator=(TlsConfig &&other) noexcept {
+        if (this != &other) {
+            iso_tls_config_destroy(cfg_);
+            cfg_ = std::exchange(other.cfg_, nullptr);
+        }
+        return *this;
+    }
+    TlsConfig(const TlsConfig &) = delete;
+    TlsConfig &operator=(const TlsConfig &) = delete;
+
+    /** True when the object owns a configuration (false once moved from). */
+    bool valid() const noexcept { return cfg_ != nullptr; }
+    /** The C handle (still owned by this object). */
+    iso_tls_config *native_handle() const noexcept { return cfg_; }
+
+    /** PEM file of CA certificates the peer's chain must verify against. */
+    TlsConfig &set_ca_file(const std::string &pem_path) {
+        return set(iso_tls_config_set_ca_file, "iso_tls_config_set_ca_file", pem_path.c_str());
+    }
+    /** The SHA-256 (32 bytes) of the peer's certificate (DER) that it must match. */
+    TlsConfig &set_pin_sha256(const_bytes digest) {
+        return set(iso_tls_config_set_pin_sha256, "iso_tls_config_set_pin_sha256", digest.data(), digest.size());
+    }
+    /** true: accept any peer certificate (labs only: anyone on the path can read and change
+     *  the traffic); false: verify (the default). */
+    TlsConfig &set_insecure(bool no_verification) {
+        return set(iso_tls_config_set_insecure, "iso_tls_config_set_insecure", no_verification ? 1 : 0);
+    }
+    /** The name the peer's certificate must carry, also sent as SNI (default: no name check,
+     *  as PLC certificates rarely name their address). */
+    TlsConfig &set_server_name(const std::string &name) {
+        return set(iso_tls_config_set_server_name, "iso_tls_config_set_server_name", name.c_str());
+    }
+    /** Our certificate chain and key (PEM files): needed by the server role, optional for a
+     *  client. */
+    TlsConfig &set_identity_files(const std::string &cert_chain_pem, const std::string &key_pem) {
+        return set(iso_tls_config_set_identity_files, "iso_tls_config_set_identity_files", cert_chain_pem.c_str(),
+                   key_pem.c_str());
+    }
+    /** The versions allowed, tls1_2 to tls1_3 (the default both). */
+    TlsConfig &set_versions(std::uint16_t min, std::uint16_t max) {
+        return set(iso_tls_config_set_versions, "iso_tls_config_set_versions", min, max);
+    }
+    /** A file each session appends its secrets to (NSS key log format, for Wireshark); anyone
+     *  who can read it can read the traffic. */
+    TlsConfig &set_keylog_file(const std::string &path) {
+        return set(iso_tls_config_set_keylog_file, "iso_tls_config_set_keylog_file", path.c_str());
+    }
+
+private:
+    /** Runs one iso_tls_config_set_* function; a new setter is one line calling this. */
+    template <typename Setter, typename... Args>
+    TlsConfig &set(Setter setter, const char *operation, Args... args) {
+        if (cfg_ == nullptr) detail::raise_empty("isotcp::TlsConfig", operation);
+        detail::check(setter(cfg_, args...), operation);
+        return *this;
+    }
+
+    iso_tls_config *cfg_ = nullptr;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Connection
@@ -563,7 +656,65 @@ public:
         return static_cast<ConnectPhase>(phase);
     }
 
+    // --- secure communication: TLS inside COTP ---------------------------------------------------
+
+    /** Runs the TLS handshake within `timeout_ms`: the client role after connect() (for
+     *  S7CommPlus: after the plaintext InitSSL request and response), the server role on a
+     *  connection Listener::accept returned (which needs set_identity_files). From then on
+     *  send() and receive() carry TLS. TlsError when the handshake fails or the certificate is
+     *  rejected (the connection is then closed); Error with ISO_E_INVALID when `config` can
+     *  verify nothing or TLS is already started. No other thread may use the connection while
+     *  the handshake runs. */
+    void start_tls(const TlsConfig &config, std::uint32_t timeout_ms) {
+        if (!config.valid()) detail::raise_empty("isotcp::TlsConfig", "iso_start_tls");
+        detail::check(iso_start_tls(handle("iso_start_tls"), config.native_handle(), timeout_ms), "iso_start_tls");
+    }
+
+    /** True when TLS is started on the current connection. */
+    [[nodiscard]] bool tls_active() const {
+        return detail::check(iso_tls_active(handle("iso_tls_active")), "iso_tls_active") == 1;
+    }
+
+    /** `length` (1..255) bytes from the TLS exporter (RFC 5705, RFC 8446 section 7.5) for
+     *  `label`, with no context: S7CommPlus's password login uses label "EXPERIMENTAL_OMS", 32
+     *  bytes. */
+    [[nodiscard]] std::vector<std::uint8_t> export_keying_material(std::string_view label, std::size_t length) const {
+        return export_keying_material(label, nullptr, 0, length);
+    }
+    /** As above with a context, which may be empty (in TLS 1.2 an empty context differs from
+     *  none). */
+    [[nodiscard]] std::vector<std::uint8_t> export_keying_material(std::string_view label, const_bytes context,
+                                                                   std::size_t length) const {
+        static const std::uint8_t empty = 0;
+        return export_keying_material(label, context.empty() ? &empty : context.data(), context.size(), length);
+    }
+
+    /** The certificate (DER) the peer presented in the TLS handshake. */
+    [[nodiscard]] std::vector<std::uint8_t> peer_certificate() const {
+        const iso_conn *conn = handle("iso_tls_peer_certificate");
+        std::size_t needed = 0;
+        std::vector<std::uint8_t> der;
+        std::int32_t rc = iso_tls_peer_certificate(conn, nullptr, 0, &needed);
+        while (rc == ISO_E_BUFFER_TOO_SMALL) {
+            der.resize(needed);
+            rc = iso_tls_peer_certificate(conn, der.data(), der.size(), &needed);
+        }
+        detail::check(rc, "iso_tls_peer_certificate");
+        der.resize(needed);
+        return der;
+    }
+
 private:
+    std::vector<std::uint8_t> export_keying_material(std::string_view label, const std::uint8_t *context,
+                                                     std::size_t context_len, std::size_t length) const {
+        std::vector<std::uint8_t> out(length);
+        detail::check(iso_tls_export_keying_material(handle("iso_tls_export_keying_material"),
+                                                     reinterpret_cast<const std::uint8_t *>(label.data()),
+                                                     label.size(), context, context_len, out.data(), out.size()),
+                      "iso_tls_export_keying_material");
+        return out;
+    }
+
     iso_conn *handle(const char *operation) const {
         if (conn_ == nullptr) detail::raise_empty("isotcp::Connection", operation);
         return conn_;

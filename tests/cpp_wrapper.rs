@@ -5,7 +5,9 @@
 //! Connections in one process exchanging messages (one of 10 KB, segmented), the exceptions for
 //! a refused connection (with ECONNREFUSED and the TCP phase), a timeout and other errors, a CR
 //! filter, five reconnects in a row, the user-timeout and attempt-delay setters, inert
-//! moved-from objects.
+//! moved-from objects. `tests/cpp/tls_test.cpp` (C++17 and C++20) tests the TLS part against
+//! s7commplus's S7-1500 emulator (tests/peers/s7commplus_server.py; its venv missing is a SKIP
+//! unless ISOTCP_REQUIRE_PEERS=1).
 //!
 //! The libraries are the ones cargo built for this test run (`target/debug`); binaries go to
 //! `target/cpp-tests/`. The compiler is $CXX or g++; without one the test is a SKIP unless
@@ -14,6 +16,7 @@
 mod common;
 
 use common::process::{output_within as run_limited, text};
+use common::s7commplus_peer::{self, S7CommPlusServer};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,6 +37,10 @@ const CXX_FLAGS: &[&str] = &[
     "-g",
     "-pthread",
 ];
+
+fn peers_required() -> bool {
+    std::env::var("ISOTCP_REQUIRE_PEERS").as_deref() == Ok("1")
+}
 
 fn compiler() -> Option<String> {
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
@@ -80,6 +87,12 @@ enum Link {
 
 /// Builds the wrapper test for `std` with `link`, runs it, and checks its report.
 fn build_and_run(std: &str, link: Link) {
+    build_and_run_program("wrapper_test", std, link, &[]);
+}
+
+/// Builds `tests/cpp/<program>.cpp` for `std` with `link`, runs it with `env`, and checks that
+/// it reports "checks passed".
+fn build_and_run_program(program: &str, std: &str, link: Link, env: &[(&str, String)]) {
     let Some(cxx) = compiler() else { return };
     let libs = lib_dir();
     let out_dir = libs.parent().unwrap().join("cpp-tests");
@@ -103,7 +116,7 @@ fn build_and_run(std: &str, link: Link) {
             ],
         ),
     };
-    let bin = out_dir.join(format!("wrapper_test-{std}-{suffix}"));
+    let bin = out_dir.join(format!("{program}-{std}-{suffix}"));
     let built = run_limited(
         Command::new(&cxx)
             .arg(format!("-std={std}"))
@@ -112,24 +125,26 @@ fn build_and_run(std: &str, link: Link) {
             .arg(Path::new(ROOT).join("include"))
             .arg("-o")
             .arg(&bin)
-            .arg(Path::new(ROOT).join("tests/cpp/wrapper_test.cpp"))
+            .arg(Path::new(ROOT).join(format!("tests/cpp/{program}.cpp")))
             .args(&link_args),
         Duration::from_secs(300),
     );
     assert!(
         built.status.success(),
-        "building wrapper_test ({std}, {suffix}) failed:\n{}",
+        "building {program} ({std}, {suffix}) failed:\n{}",
         text(&built)
     );
 
     let ran = run_limited(
-        Command::new(&bin).env_remove("LD_LIBRARY_PATH"),
+        Command::new(&bin)
+            .env_remove("LD_LIBRARY_PATH")
+            .envs(env.iter().map(|(k, v)| (k, v))),
         Duration::from_secs(120),
     );
     let stdout = String::from_utf8_lossy(&ran.stdout);
     assert!(
         ran.status.success() && stdout.contains("checks passed"),
-        "wrapper_test ({std}, {suffix}) failed ({}):\n{}",
+        "{program} ({std}, {suffix}) failed ({}):\n{}",
         ran.status,
         text(&ran)
     );
@@ -149,6 +164,31 @@ fn cpp20_static() {
 #[test]
 fn cpp17_shared() {
     build_and_run("c++17", Link::Shared);
+}
+
+/// TlsConfig, start_tls, the exporter and the peer's certificate against s7commplus's
+/// emulator: InitSSL in clear, then encrypted requests; a wrong pin is a TlsError.
+fn tls_against_s7commplus(std: &str) {
+    let python = match s7commplus_peer::python() {
+        Ok(p) => p,
+        Err(why) if peers_required() => panic!("ISOTCP_REQUIRE_PEERS=1 and {why}"),
+        Err(why) => {
+            eprintln!("SKIP: {why}");
+            return;
+        }
+    };
+    let server = S7CommPlusServer::start(&python);
+    build_and_run_program("tls_test", std, Link::Static, &server.env());
+}
+
+#[test]
+fn cpp17_tls_against_s7commplus() {
+    tls_against_s7commplus("c++17");
+}
+
+#[test]
+fn cpp20_tls_against_s7commplus() {
+    tls_against_s7commplus("c++20");
 }
 
 /// Compiled as C++14, the header stops with a message naming the standard it needs.

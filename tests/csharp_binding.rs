@@ -8,12 +8,18 @@
 //! server (tests/peers/server.py under ISOTCP_VENV_PY3, default /opt/venv-snap7-3/bin/python).
 //! Missing mcs/mono or venv: a SKIP, unless ISOTCP_REQUIRE_PEERS=1 (then a failure;
 //! `.ci/setup-bindings` installs Mono). Outputs go to `<target>/csharp-tests/`.
+//!
+//! The TLS tests (`tests/TlsTests.cs`) run against s7commplus's S7-1500 emulator
+//! (tests/peers/s7commplus_server.py under ISOTCP_VENV_S7COMMPLUS), started here and passed on
+//! as ISOTCP_S7CP_PORT / _PIN / _CERT; without its venv they SKIP, or fail with
+//! ISOTCP_REQUIRE_PEERS=1.
 
 #![cfg(not(miri))] // runs compilers and other processes
 
 mod common;
 
 use common::process;
+use common::s7commplus_peer::{self, S7CommPlusServer};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -145,6 +151,17 @@ fn csharp_binding_under_mono() {
     if peers_required() {
         cmd.arg("--require-peers");
     }
+    let _secure_peer = match s7commplus_peer::python() {
+        Ok(python) => {
+            let server = S7CommPlusServer::start(&python);
+            cmd.envs(server.env());
+            Some(server)
+        }
+        Err(why) => {
+            note(&format!("SKIP csharp_binding (TLS part): {why}"));
+            None
+        }
+    };
     let ld_path = match std::env::var_os("LD_LIBRARY_PATH") {
         Some(old) if !old.is_empty() => {
             let mut paths = vec![libs.clone()];

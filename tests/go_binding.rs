@@ -5,7 +5,10 @@
 //! and the connect phase), Reconnect, the user-timeout and attempt-delay options, Close twice, use
 //! after Close, concurrent Send and Recv) and against python-snap7's servers started from
 //! `tests/peers/server.py` (venvs from ISOTCP_VENV_PY3 / ISOTCP_VENV_NATIVE, which this test
-//! passes through).
+//! passes through), and TLS inside COTP against s7commplus's S7-1500 emulator
+//! (`tests/peers/s7commplus_server.py` under ISOTCP_VENV_S7COMMPLUS): InitSSL in clear, StartTLS
+//! pinned or with a CA file, encrypted requests, the exporter, a wrong pin (ErrTLS), and the
+//! server role with the emulator's certificate and key.
 //!
 //! Go's build cache and GOPATH live under `<target>/go`, so the run needs no HOME and writes
 //! nothing outside the target directory; GOPROXY=off, since the module has no dependencies.
@@ -146,6 +149,7 @@ fn go_binding_tests_pass() {
         "TestDialTimeout",
         "TestCloseTwiceAndUseAfterClose",
         "TestConcurrentSendRecv",
+        "TestTLSConfigErrors",
     ] {
         assert!(
             stdout.contains(&format!("--- PASS: {test} ")),
@@ -153,7 +157,15 @@ fn go_binding_tests_pass() {
         );
     }
     if require_peers() {
-        for test in ["TestPythonSnap7Server", "TestNativeSnap7Server"] {
+        for test in [
+            "TestPythonSnap7Server",
+            "TestNativeSnap7Server",
+            "TestTLSPinnedSession",
+            "TestTLSCAFileAndServerName",
+            "TestTLSWrongPin",
+            "TestTLSUnverified",
+            "TestTLSServerRole",
+        ] {
             assert!(
                 stdout.contains(&format!("--- PASS: {test} ")),
                 "{test} did not pass (ISOTCP_REQUIRE_PEERS=1):\n{stdout}"

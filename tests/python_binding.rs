@@ -8,12 +8,18 @@
 //! own connection class. A missing venv is a SKIP (the tests that need no python-snap7 then run
 //! with `python3` from PATH if there is one), unless ISOTCP_REQUIRE_PEERS=1, which makes it a
 //! failure and is passed on to the file, where a missing python-snap7 fails too.
+//!
+//! `test_tls.py` (in the same run) starts TLS against s7commplus's S7-1500 emulator
+//! (tests/peers/s7commplus_server.py, run with the s7commplus venv's python). A second test runs
+//! `test_s7commplus_client.py` with that venv's python: s7commplus 0.3.0's own client, its
+//! transport and TLS replaced by `isotcp.s7commplus`, in a whole V2 session against the emulator.
 
 #![cfg(not(miri))] // runs other processes
 
 mod common;
 
 use common::process;
+use common::s7commplus_peer;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,6 +124,9 @@ fn python_binding_unittests() {
             "ISOTCP_REQUIRE_PEERS",
             if peers_required() { "1" } else { "0" },
         );
+    if let Ok(s7commplus) = s7commplus_peer::python() {
+        cmd.env("ISOTCP_VENV_S7COMMPLUS", s7commplus);
+    }
     let (ok, output) = run(cmd);
     assert!(
         ok,
@@ -152,6 +161,40 @@ fn python_binding_unittests() {
     }
     note(&format!(
         "python_binding: {ran} unittest tests passed with {} ({skipped} skipped)",
+        python.display()
+    ));
+}
+
+/// s7commplus's client on isotcp (`isotcp.s7commplus`), run by the s7commplus venv's python.
+#[test]
+fn python_binding_runs_s7commplus_client() {
+    let python = match s7commplus_peer::python() {
+        Ok(p) => p,
+        Err(why) if peers_required() => panic!("ISOTCP_REQUIRE_PEERS=1 and {why}"),
+        Err(why) => {
+            note(&format!("SKIP python_binding (s7commplus client): {why}"));
+            return;
+        }
+    };
+    let tests = Path::new(ROOT).join("bindings/python/tests");
+    let mut cmd = Command::new(&python);
+    cmd.args(["-m", "unittest", "-v", "test_s7commplus_client"])
+        .current_dir(&tests)
+        .env("ISOTCP_LIBRARY", library())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let (ok, output) = run(cmd);
+    assert!(
+        ok,
+        "{} -m unittest test_s7commplus_client failed:\n{output}",
+        python.display()
+    );
+    // Under a python without s7commplus the module contributes no tests: make sure they ran.
+    assert!(
+        output.contains("Ran 7 tests"),
+        "test_s7commplus_client did not run its 7 tests:\n{output}"
+    );
+    note(&format!(
+        "python_binding: s7commplus client on isotcp, 7 tests passed with {}",
         python.display()
     ));
 }

@@ -94,6 +94,7 @@ var (
 	ErrIO             = sentinel(CodeIO)             // other operating-system error
 	ErrPanic          = sentinel(CodePanic)          // internal error in the library; the handle is poisoned
 	ErrPoisoned       = sentinel(CodePoisoned)       // the handle is unusable after an internal error
+	ErrTLS            = sentinel(CodeTLS)            // TLS failed: handshake, certificate rejected, a bad record or an alert
 )
 
 var codeNames = map[int32]string{

@@ -119,7 +119,7 @@ func TestVersion(t *testing.T) {
 
 func TestSentinels(t *testing.T) {
 	all := []*Error{ErrInvalid, ErrState, ErrResolve, ErrRefused, ErrTimeout, ErrWouldBlock,
-		ErrClosed, ErrRejected, ErrProtocol, ErrTooLarge, ErrBufferTooSmall, ErrIO, ErrPanic, ErrPoisoned}
+		ErrClosed, ErrRejected, ErrProtocol, ErrTooLarge, ErrBufferTooSmall, ErrIO, ErrPanic, ErrPoisoned, ErrTLS}
 	seen := map[int32]bool{}
 	for i, e := range all {
 		if e.Code != int32(-1-i) {

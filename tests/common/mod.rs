@@ -15,7 +15,9 @@
 //!
 //! - [`process`]: running a program with a time limit, its outputs captured;
 //! - [`py3_server`]: python-snap7 3.3.0's S7 server, for tests of installed or packaged builds;
-//! - [`examples`]: building the C programs of examples-c/.
+//! - [`examples`]: building the C programs of examples-c/;
+//! - [`s7commplus_peer`]: s7commplus's S7-1500 emulator with TLS inside COTP, for the bindings'
+//!   secure-communication tests.
 //!
 //! Every test binary that needs a helper declares `mod common;` and so compiles all of it.
 // Each test binary uses only part of this module; the rest would warn as dead code there.
@@ -27,3 +29,4 @@ pub mod packets;
 pub mod peer;
 pub mod process;
 pub mod py3_server;
+pub mod s7commplus_peer;

@@ -508,6 +508,76 @@ namespace Isotcp
         }
 
         // ------------------------------------------------------------------------------------
+        // Secure communication: TLS inside COTP
+        // ------------------------------------------------------------------------------------
+
+        /// <summary>Runs the TLS handshake within <paramref name="timeoutMs"/>: the client role
+        /// after <see cref="Connect"/> (for S7CommPlus: after the plaintext InitSSL request and
+        /// response), the server role on a connection <see cref="IsoListener.Accept"/> returned
+        /// (which needs <see cref="IsoTlsConfig.SetIdentityFiles"/>). From then on Send and
+        /// Receive carry TLS. Throws <see cref="IsoTlsException"/> when the handshake fails or
+        /// the certificate is rejected (the connection is then closed), IsoException with Code
+        /// Invalid when <paramref name="config"/> can verify nothing or TLS is already started,
+        /// State when not connected. No other thread may send or receive on the connection
+        /// while the handshake runs.</summary>
+        public void StartTls(IsoTlsConfig config, int timeoutMs)
+        {
+            if (config == null) throw new ArgumentNullException("config");
+            Check(Native.iso_start_tls(H, config.Handle, Native.TimeoutMs(timeoutMs)));
+        }
+
+        /// <summary>True when TLS is started on the current connection.</summary>
+        public bool TlsActive
+        {
+            get
+            {
+                int rc = Native.iso_tls_active(H);
+                Check(rc);
+                return rc == 1;
+            }
+        }
+
+        /// <summary><paramref name="length"/> (1..255) bytes from the TLS exporter (RFC 5705,
+        /// RFC 8446 section 7.5) for <paramref name="label"/>; <paramref name="context"/> null
+        /// means no context (S7CommPlus's password login uses label "EXPERIMENTAL_OMS", 32 bytes,
+        /// no context), an empty array an empty one (different in TLS 1.2).</summary>
+        public byte[] ExportKeyingMaterial(string label, int length, byte[] context = null)
+        {
+            if (label == null) throw new ArgumentNullException("label");
+            return ExportKeyingMaterial(System.Text.Encoding.UTF8.GetBytes(label), length, context);
+        }
+
+        /// <summary>As <see cref="ExportKeyingMaterial(string, int, byte[])"/> with the label's
+        /// bytes.</summary>
+        public byte[] ExportKeyingMaterial(byte[] label, int length, byte[] context = null)
+        {
+            if (label == null) throw new ArgumentNullException("label");
+            if (length < 1 || length > 255) throw new ArgumentOutOfRangeException("length", length, "must be 1..255");
+            // An empty array may reach the library as NULL, which means "no context".
+            byte[] ctx = context == null ? null : context.Length == 0 ? new byte[1] : context;
+            var output = new byte[length];
+            Check(Native.iso_tls_export_keying_material(H, label, Native.Size(label.Length), ctx,
+                Native.Size(context == null ? 0 : context.Length), output, Native.Size(length)));
+            return output;
+        }
+
+        /// <summary>The certificate (DER) the peer presented in the TLS handshake.</summary>
+        public byte[] PeerCertificate()
+        {
+            UIntPtr needed;
+            byte[] der = null;
+            int rc = Native.iso_tls_peer_certificate(H, null, UIntPtr.Zero, out needed);
+            while (rc == (int)IsoError.BufferTooSmall)
+            {
+                der = new byte[(int)needed.ToUInt64()];
+                rc = Native.iso_tls_peer_certificate(H, der, Native.Size(der.Length), out needed);
+            }
+            Check(rc);
+            if (der == null || der.Length != (int)needed.ToUInt64()) Array.Resize(ref der, (int)needed.ToUInt64());
+            return der;
+        }
+
+        // ------------------------------------------------------------------------------------
         // Tracing
         // ------------------------------------------------------------------------------------
 

@@ -97,7 +97,8 @@ namespace Isotcp
         }
 
         /// <summary>The exception for a code: <see cref="IsoTimeoutException"/> for Timeout and
-        /// WouldBlock, <see cref="IsoException"/> for the rest.</summary>
+        /// WouldBlock, <see cref="IsoTlsException"/> for Tls, <see cref="IsoException"/> for the
+        /// rest.</summary>
         public static IsoException For(int code, string detail)
         {
             return For(code, detail, 0, IsoConnectPhase.None);
@@ -109,6 +110,8 @@ namespace Isotcp
             var error = (IsoError)code;
             if (error == IsoError.Timeout || error == IsoError.WouldBlock)
                 return new IsoTimeoutException(error, detail, osError, phase);
+            if (error == IsoError.Tls)
+                return new IsoTlsException(detail, osError);
             return new IsoException(error, detail, osError, phase);
         }
     }
@@ -122,5 +125,16 @@ namespace Isotcp
 
         public IsoTimeoutException(IsoError code, string detail, int osError, IsoConnectPhase phase)
             : base(code, detail, osError, phase) { }
+    }
+
+    /// <summary>TLS failed (Code Tls): the handshake, the peer's certificate (not the pinned
+    /// one, no chain to the CA file), a bad record or an alert; <see cref="IsoException.Detail"/>
+    /// says which. A failed handshake closes the connection.</summary>
+    public class IsoTlsException : IsoException
+    {
+        public IsoTlsException(string detail) : base(IsoError.Tls, detail) { }
+
+        public IsoTlsException(string detail, int osError)
+            : base(IsoError.Tls, detail, osError, IsoConnectPhase.None) { }
     }
 }

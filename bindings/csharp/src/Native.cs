@@ -103,34 +103,34 @@ namespace Isotcp
         public static extern int iso_disconnect(IsoConnectionHandle conn);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int iso_tls_config_create(out IntPtr cfg);
+        public static extern int iso_tls_config_create(out IsoTlsConfigHandle cfg);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern void iso_tls_config_destroy(IntPtr cfg);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int iso_tls_config_set_ca_file(IntPtr cfg, byte[] pemPath);
+        public static extern int iso_tls_config_set_ca_file(IsoTlsConfigHandle cfg, byte[] pemPath);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int iso_tls_config_set_pin_sha256(IntPtr cfg, byte[] digest, UIntPtr len);
+        public static extern int iso_tls_config_set_pin_sha256(IsoTlsConfigHandle cfg, byte[] digest, UIntPtr len);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int iso_tls_config_set_insecure(IntPtr cfg, int noVerification);
+        public static extern int iso_tls_config_set_insecure(IsoTlsConfigHandle cfg, int noVerification);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int iso_tls_config_set_server_name(IntPtr cfg, byte[] name);
+        public static extern int iso_tls_config_set_server_name(IsoTlsConfigHandle cfg, byte[] name);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int iso_tls_config_set_identity_files(IntPtr cfg, byte[] certChainPem, byte[] keyPem);
+        public static extern int iso_tls_config_set_identity_files(IsoTlsConfigHandle cfg, byte[] certChainPem, byte[] keyPem);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int iso_tls_config_set_versions(IntPtr cfg, ushort min, ushort max);
+        public static extern int iso_tls_config_set_versions(IsoTlsConfigHandle cfg, ushort min, ushort max);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int iso_tls_config_set_keylog_file(IntPtr cfg, byte[] path);
+        public static extern int iso_tls_config_set_keylog_file(IsoTlsConfigHandle cfg, byte[] path);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int iso_start_tls(IsoConnectionHandle conn, IntPtr cfg, uint timeoutMs);
+        public static extern int iso_start_tls(IsoConnectionHandle conn, IsoTlsConfigHandle cfg, uint timeoutMs);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int iso_tls_active(IsoConnectionHandle conn);

@@ -6,7 +6,8 @@
 // TSAPs, refused port with its OS error and connect phase, timeouts, wake-up by Dispose, TSAP
 // filtering, tracing, the user-timeout and attempt-delay settings, Reconnect). With --python:
 // python-snap7's S7 server started through server.py, S7 setup communication and DB reads with
-// the data checked, then five Reconnects each followed by the same. Prints PASS/FAIL/SKIP per test and a closing "N passed, N failed" line; the
+// the data checked, then five Reconnects each followed by the same. TlsTests.cs: TLS against
+// s7commplus's S7-1500 emulator, given in ISOTCP_S7CP_PORT / _PIN / _CERT. Prints PASS/FAIL/SKIP per test and a closing "N passed, N failed" line; the
 // exit status is 1 when a test failed.
 
 using System;
@@ -19,7 +20,7 @@ using System.Net.Sockets;
 using System.Threading;
 using Isotcp;
 
-static class BindingTests
+static partial class BindingTests
 {
     static string python;
     static string serverScript;
@@ -75,6 +76,12 @@ static class BindingTests
             T("user_timeout_and_attempt_delay", UserTimeoutAndAttemptDelay),
             T("reconnect_loopback", ReconnectLoopback),
             T("python_snap7_server_db_read", PythonSnap7Server),
+            T("tls_config_errors", TlsConfigErrors),
+            T("tls_s7commplus_pinned_session", TlsPinnedSession),
+            T("tls_s7commplus_ca_file", TlsCaFile),
+            T("tls_s7commplus_wrong_pin", TlsWrongPin),
+            T("tls_s7commplus_unverified", TlsUnverified),
+            T("tls_loopback_server_role", TlsLoopbackServerRole),
         };
 
         int passed = 0, failed = 0, skipped = 0;

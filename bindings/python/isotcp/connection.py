@@ -6,6 +6,7 @@ transport underneath is the library: segmentation and reassembly, one deadline p
 no data lost on a timeout, exact error reasons.
 """
 
+import contextlib
 import ctypes
 import logging
 import math
@@ -15,7 +16,8 @@ from types import TracebackType
 from typing import Optional, Type, Union
 
 from . import _lib
-from .errors import S7ConnectionError, S7ConnectionTimeoutError, S7TimeoutError
+from .errors import S7ConnectionError, S7ConnectionTimeoutError, S7TimeoutError, TlsError
+from .tls import TlsConfig
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +190,9 @@ class ISOTCPConnection:
 
     Beyond python-snap7: ``reconnect``, ``set_user_timeout``, ``set_connect_attempt_delay``,
     ``last_os_error`` and ``connect_phase``; the exceptions raised for a library result code
-    carry ``os_error`` and ``phase`` besides ``iso_code`` and ``iso_name``.
+    carry ``os_error`` and ``phase`` besides ``iso_code`` and ``iso_name``. Secure
+    communication (TLS inside COTP): ``start_tls``, ``tls_active``, ``export_keying_material``
+    and ``peer_certificate``.
     """
 
     # COTP PDU types
@@ -421,6 +425,8 @@ class ISOTCPConnection:
         self.connected = False
         if rc == _lib.ISO_E_TIMEOUT or rc == _lib.ISO_E_WOULD_BLOCK:
             raise _error(S7ConnectionTimeoutError, "Send timeout", rc, detail, os_error)
+        if rc == _lib.ISO_E_TLS:
+            raise _error(TlsError, "Send failed", rc, detail, os_error)
         raise _error(S7ConnectionError, "Send failed", rc, detail, os_error)
 
     def receive_data(self) -> bytes:
@@ -457,6 +463,8 @@ class ISOTCPConnection:
             raise _error(S7TimeoutError, "Receive timeout", rc, detail, os_error)
         if rc == _lib.ISO_E_CLOSED:
             raise _error(S7ConnectionError, "Connection closed by peer", rc, detail, os_error)
+        if rc == _lib.ISO_E_TLS:
+            raise _error(TlsError, "Receive failed", rc, detail, os_error)
         raise _error(S7ConnectionError, "Receive failed", rc, detail, os_error)
 
     def data_available(self, timeout: float = 0.0) -> bool:
@@ -502,6 +510,142 @@ class ISOTCPConnection:
             return True
         self.connected = False
         return False
+
+    # ----------------------------------------------------------------------------------------
+    # Secure communication: TLS inside COTP
+    # ----------------------------------------------------------------------------------------
+
+    def start_tls(self, config: Optional[TlsConfig] = None, timeout: Optional[float] = None, **options) -> None:
+        """Runs the TLS handshake inside COTP on the connected connection (for S7CommPlus: after
+        the plaintext InitSSL request and response); from then on ``send_data`` and
+        ``receive_data`` carry TLS, each message's records in DTs of the negotiated size.
+
+        ``config``: a ``TlsConfig``; or its keyword arguments here (``pin_sha256=...``,
+        ``ca_file=...``; see ``TlsConfig``), not both. ``timeout``: seconds (default: the
+        connection's ``timeout``).
+
+        TLS belongs to the connection: after ``reconnect`` or ``connect`` the new connection is
+        in clear until ``start_tls`` runs again (after a new InitSSL exchange). No other thread
+        may send or receive on the connection while the handshake runs.
+
+        Raises TlsError (handshake failed, certificate rejected: the message says why; the
+        connection is closed), S7ConnectionTimeoutError, S7ConnectionError (not connected,
+        closed), ValueError (no CA file, pin or ``insecure`` set; unreadable files; TLS already
+        started).
+        """
+        if config is not None and options:
+            raise TypeError("start_tls takes a TlsConfig or its keyword arguments, not both")
+        if config is None:
+            with TlsConfig(**options) as own:
+                self._start_tls(own, timeout)
+        else:
+            self._start_tls(config, timeout)
+
+    @property
+    def tls_active(self) -> bool:
+        """True when TLS is started on the current connection."""
+        handle = self._handle
+        ptr = handle.acquire() if handle is not None else None
+        if ptr is None:
+            return False
+        try:
+            return _lib.iso_tls_active(ptr) == 1
+        finally:
+            handle.release()
+
+    def export_keying_material(self, label: Union[bytes, str], length: int, context: Optional[bytes] = None) -> bytes:
+        """``length`` (1..255) bytes from the TLS exporter (RFC 5705, RFC 8446 section 7.5) for
+        ``label``; ``context`` None means no context (S7CommPlus's password login uses label
+        ``EXPERIMENTAL_OMS``, 32 bytes, no context), which differs from an empty one.
+
+        Raises S7ConnectionError when TLS is not started, ValueError for a bad length, TlsError
+        when the exporter fails.
+        """
+        if isinstance(label, str):
+            label = label.encode("utf-8")
+        length = int(length)
+        if not 1 <= length <= 255:
+            raise ValueError(f"length {length} is outside 1..255")
+        label_arr, label_len = _lib.as_u8(label)
+        if context is None:
+            context_arr, context_len = None, 0
+        else:
+            context = bytes(context)
+            # A NULL context means "none": an empty one is passed as a real (1-byte) array.
+            context_arr, context_len = _lib.as_u8(context)
+        out = (ctypes.c_uint8 * length)()
+        with self._tls_call("export_keying_material") as ptr:
+            rc = _lib.iso_tls_export_keying_material(
+                ptr, label_arr, label_len, context_arr, context_len, out, length
+            )
+            self._tls_check(ptr, rc, "export_keying_material")
+        return bytes(out)
+
+    def peer_certificate(self) -> bytes:
+        """The certificate (DER) the peer presented in the TLS handshake.
+
+        Raises S7ConnectionError when TLS is not started.
+        """
+        with self._tls_call("peer_certificate") as ptr:
+            needed = ctypes.c_size_t(0)
+            while True:
+                buf = (ctypes.c_uint8 * max(needed.value, 1))()
+                rc = _lib.iso_tls_peer_certificate(ptr, buf, needed.value, ctypes.byref(needed))
+                if rc == _lib.ISO_E_BUFFER_TOO_SMALL:
+                    continue
+                self._tls_check(ptr, rc, "peer_certificate")
+                return bytes(buf[: needed.value])
+
+    def _start_tls(self, config, timeout):
+        handle = self._handle
+        if not self.connected or handle is None:
+            raise S7ConnectionError("start_tls: not connected")
+        timeout_ms = _timeout_ms(self.timeout if timeout is None else timeout)
+        ptr = handle.acquire()
+        if ptr is None:
+            raise S7ConnectionError("start_tls: not connected")
+        try:
+            rc = _lib.iso_start_tls(ptr, config._handle(), timeout_ms)
+            if rc == _lib.ISO_OK:
+                logger.info(f"TLS started with {self.host}:{self.port}")
+                return
+            detail = _lib.last_error(ptr)
+            os_error = self._os_error = _lib.last_os_error(ptr)
+        finally:
+            handle.release()
+        if rc == _lib.ISO_E_INVALID:
+            raise _error(ValueError, "start_tls", rc, detail, os_error)
+        # Any other failure has closed the connection.
+        self.connected = False
+        if rc == _lib.ISO_E_TLS:
+            raise _error(TlsError, "TLS failed", rc, detail, os_error)
+        if rc == _lib.ISO_E_TIMEOUT or rc == _lib.ISO_E_WOULD_BLOCK:
+            raise _error(S7ConnectionTimeoutError, "TLS handshake timeout", rc, detail, os_error)
+        raise _error(S7ConnectionError, "TLS handshake failed", rc, detail, os_error)
+
+    @contextlib.contextmanager
+    def _tls_call(self, operation):
+        """The handle's pointer, held in use, for a call that needs a started TLS session."""
+        handle = self._handle
+        ptr = handle.acquire() if handle is not None else None
+        if ptr is None:
+            raise S7ConnectionError(f"{operation}: not connected")
+        try:
+            if _lib.iso_tls_active(ptr) != 1:
+                raise S7ConnectionError(f"{operation}: TLS is not started on this connection (start_tls)")
+            yield ptr
+        finally:
+            handle.release()
+
+    def _tls_check(self, ptr, rc, operation):
+        if rc == _lib.ISO_OK:
+            return
+        detail = _lib.last_error(ptr)
+        if rc == _lib.ISO_E_TLS:
+            raise _error(TlsError, operation, rc, detail)
+        if rc == _lib.ISO_E_INVALID:
+            raise _error(ValueError, operation, rc, detail)
+        raise _error(S7ConnectionError, operation, rc, detail)
 
     def __enter__(self) -> "ISOTCPConnection":
         return self

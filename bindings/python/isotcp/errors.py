@@ -10,6 +10,10 @@ Every exception raised for a library result code also carries ``iso_code`` (the 
 it, e.g. 111 ECONNREFUSED; 0 when it had none) and ``phase`` (an ``isotcp.ConnectPhase``: for a
 failed ``connect``/``reconnect`` where it stopped, ``ConnectPhase.NONE`` for other failures),
 both read right after the failing call.
+
+``TlsError`` (an ``S7ConnectionError``) is the library's ISO_E_TLS: the TLS handshake failed,
+the peer's certificate was rejected (no chain to the CA file, or not the pinned one), or a
+record or alert ended the session. A failed handshake closes the connection.
 """
 
 try:
@@ -43,10 +47,16 @@ class S7ConnectionTimeoutError(S7ConnectionError, S7TimeoutError):
     """
 
 
+class TlsError(S7ConnectionError):
+    """TLS failed (ISO_E_TLS): handshake, certificate rejected, a bad record or an alert; the
+    message says which."""
+
+
 __all__ = [
     "FROM_SNAP7",
     "S7ConnectionError",
     "S7ConnectionTimeoutError",
     "S7Error",
     "S7TimeoutError",
+    "TlsError",
 ]
