@@ -145,6 +145,8 @@ pub enum PeerClose {
     },
     /// A DR or an ER during data transfer.
     Tpdu(PeerEnd),
+    /// The peer ended the TLS session with its close_notify alert (TCP may still be open).
+    CloseNotify,
 }
 
 /// Which limit a message crossed ([`Error::TooLarge`]).
