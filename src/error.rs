@@ -116,6 +116,8 @@ pub enum StateKind {
     Interrupted,
     /// The listener was shut down.
     ListenerShutDown,
+    /// A TLS query before TLS was started on the connection.
+    TlsNotStarted,
 }
 
 /// How far a failed connect got ([`Connection::last_connect_phase`](crate::net::Connection::last_connect_phase)):

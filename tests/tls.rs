@@ -532,8 +532,15 @@ mod c_api {
                 ISO_OK
             );
             assert_eq!(der, std::fs::read(pki().path("server.der")).unwrap());
-            // Queued sends would go out in clear: refused.
-            assert_eq!(iso_queue_send(c, b"x".as_ptr(), 1), ISO_E_INVALID);
+            // Queued sends carry TLS too.
+            assert_eq!(iso_queue_send(c, b"x".as_ptr(), 1), ISO_OK);
+            let mut one = [0u8; 8];
+            let mut n = 0;
+            assert_eq!(
+                iso_recv(s, one.as_mut_ptr(), one.len(), &mut n, 10_000),
+                ISO_OK
+            );
+            assert_eq!(&one[..n], b"x");
             assert_eq!(iso_disconnect(c), ISO_OK);
             assert_eq!(iso_tls_active(c), 0);
             iso_destroy(c);

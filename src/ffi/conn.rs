@@ -12,7 +12,7 @@ use super::args::{bytes, bytes_mut, c_str, non_null, out_arg};
 use super::boundary::{with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
 use super::text::last_error_out;
-use crate::error::{ConnectPhase, Error};
+use crate::error::{ConnectPhase, Error, StateKind};
 use crate::net::{Config, Connection, Keepalive, UserTimeout};
 use crate::proto::tsap::{self, S7Route, Tsap};
 
@@ -145,6 +145,16 @@ impl iso_conn {
         #[cfg(feature = "tls")]
         self.tls.lock().take();
     }
+
+    /// Sends our close_notify on the current connection if TLS runs on it (best effort, within
+    /// a short bound). The session stays in place until the connection is closed, so a send
+    /// from another thread meanwhile still goes out encrypted, never in clear.
+    fn close_tls(&self) {
+        #[cfg(feature = "tls")]
+        if let Some(session) = self.tls_session() {
+            session.close(&self.inner);
+        }
+    }
 }
 
 impl Handle for iso_conn {
@@ -196,7 +206,8 @@ pub unsafe extern "C" fn iso_create(
     })
 }
 
-/// Closes the connection (if any) and frees the handle. NULL is a no-op.
+/// Closes the connection (if any; with TLS, after a best-effort close_notify) and frees the
+/// handle. NULL is a no-op.
 /// Thread rules: must be the last call on the handle; no other call may be in progress on it.
 #[no_mangle]
 pub unsafe extern "C" fn iso_destroy(conn: *mut iso_conn) {
@@ -206,7 +217,9 @@ pub unsafe extern "C" fn iso_destroy(conn: *mut iso_conn) {
     let _ = without_handle(|| {
         // SAFETY: not NULL, so a handle from `iso_create` or `iso_accept` (both made by
         // `Box::into_raw`) that no other call uses any more, as this function requires.
-        drop(unsafe { Box::from_raw(conn) });
+        let conn = unsafe { Box::from_raw(conn) };
+        conn.close_tls();
+        drop(conn);
         Ok(ISO_OK)
     });
 }
@@ -524,8 +537,19 @@ pub unsafe extern "C" fn iso_get_connect_phase(conn: *const iso_conn, out: *mut 
 pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
-        c.end_tls();
-        c.inner.connect(ms(timeout_ms)).map(|()| ISO_OK)
+        let result = c.inner.connect(ms(timeout_ms));
+        // A refused call leaves the current connection, and its TLS, as they were; otherwise
+        // the TLS session belonged to a connection that is gone now.
+        if !matches!(
+            result,
+            Err(Error::State {
+                kind: StateKind::AlreadyConnected | StateKind::ConnectInProgress,
+                ..
+            })
+        ) {
+            c.end_tls();
+        }
+        result.map(|()| ISO_OK)
     })
 }
 
@@ -555,12 +579,18 @@ pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usi
 /// Waits up to `timeout_ms` for a whole message. Returns 1 when one is ready (the next
 /// `iso_recv` returns it at once), 0 when none completed within the timeout (bytes of a partial
 /// message stay buffered), or a negative error: ISO_E_STATE, ISO_E_CLOSED (the peer closed and
-/// no whole message is buffered), ISO_E_PROTOCOL, ISO_E_TOO_LARGE, ISO_E_IO.
+/// no whole message is buffered), ISO_E_PROTOCOL, ISO_E_TOO_LARGE, ISO_E_IO, ISO_E_TLS.
+/// With TLS it looks through TLS: 1 only when plaintext is ready; TSDUs holding only TLS
+/// handshake records or part of a record are read and kept but are not a message.
 /// Thread rules: as `iso_recv`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = c.tls_session() {
+            return tls.poll(&c.inner, ms(timeout_ms)).map(i32::from);
+        }
         c.inner.poll(ms(timeout_ms)).map(i32::from)
     })
 }
@@ -630,14 +660,16 @@ pub unsafe extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
     })
 }
 
-/// Closes the connection (without DR: class 0 releases by closing TCP) and wakes any thread
-/// blocked in `iso_recv`, `iso_poll` or `iso_send` on it; an `iso_connect` waiting for the CC
-/// ends too (ISO_E_STATE). Not connected: ISO_OK. The handle keeps
+/// Closes the connection (without DR: class 0 releases by closing TCP; with TLS, after a
+/// close_notify sent best effort within ~100 ms and skipped while another thread is in the
+/// middle of a send) and wakes any thread blocked in `iso_recv`, `iso_poll` or `iso_send` on
+/// it; an `iso_connect` waiting for the CC ends too (ISO_E_STATE). Not connected: ISO_OK. The handle keeps
 /// its settings and may connect again. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        c.close_tls();
         c.inner.disconnect();
         c.end_tls();
         Ok(ISO_OK)
@@ -655,8 +687,10 @@ pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
 pub unsafe extern "C" fn iso_reconnect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        c.close_tls();
+        let result = c.inner.reconnect(ms(timeout_ms));
         c.end_tls();
-        c.inner.reconnect(ms(timeout_ms)).map(|()| ISO_OK)
+        result.map(|()| ISO_OK)
     })
 }
 

@@ -628,6 +628,7 @@ impl Connection {
     /// Sends one message if that can be done within `bound` and without waiting for another
     /// sender: for a last word before closing (a TLS close_notify), which must never hold up
     /// the close. Nothing is sent when the queue holds a message half on the wire.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn send_best_effort(&self, message: &[u8], bound: Duration) {
         let Ok(live) = self.live() else { return };
         if live.peer_ended().is_some() {
@@ -648,6 +649,7 @@ impl Connection {
 
     /// Closes the connection because a layer above it failed (TLS); later calls get a state
     /// error naming `why`.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn abandon(&self, why: &Error) {
         let mut link = self.link.lock();
         if let Some(live) = link.live.take() {
