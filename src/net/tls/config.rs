@@ -10,7 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::SupportedProtocolVersion;
 
-use super::verify::{ClientCheck, NoIdentity, PeerCheck};
+use super::verify::{ClientCheck, ClientIdentity, PeerCheck};
 use super::{hex, RECORD_HEADER, TLS13_SEAL_OVERHEAD, TLS1_2, TLS1_3};
 use crate::error::{Error, Result};
 
@@ -176,30 +176,30 @@ impl TlsConfig {
         fragment_size(dt_payload)
     }
 
-    /// The client side; the [`NoIdentity`] records a request for a certificate we cannot meet.
+    /// The client side, and our identity, which records whether the server asked for it.
     pub(super) fn client(
         &self,
         dt_payload: usize,
-    ) -> Result<(rustls::ClientConnection, Option<Arc<NoIdentity>>)> {
+    ) -> Result<(rustls::ClientConnection, Arc<ClientIdentity>)> {
         let provider = Arc::new(crypto_provider());
         let check = PeerCheck::new(self, &provider)?;
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
+        let key = match self.identity()? {
+            Some((certs, key)) => {
+                let signer = provider
+                    .key_provider
+                    .load_private_key(key)
+                    .map_err(|e| Error::Invalid(format!("client identity: {e}")))?;
+                Some(Arc::new(rustls::sign::CertifiedKey::new(certs, signer)))
+            }
+            None => None,
+        };
+        let identity = Arc::new(ClientIdentity::new(key));
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&self.protocol_versions())
             .map_err(|e| Error::Tls(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(check));
-        let (mut config, no_identity) = match self.identity()? {
-            Some((certs, key)) => (
-                builder
-                    .with_client_auth_cert(certs, key)
-                    .map_err(|e| Error::Invalid(format!("client identity: {e}")))?,
-                None,
-            ),
-            None => {
-                let none = Arc::new(NoIdentity::default());
-                (builder.with_client_cert_resolver(none.clone()), Some(none))
-            }
-        };
+            .with_custom_certificate_verifier(Arc::new(check))
+            .with_client_cert_resolver(identity.clone());
         config.resumption = rustls::client::Resumption::disabled();
         if let Some(log) = self.key_log() {
             config.key_log = log;
@@ -214,7 +214,7 @@ impl TlsConfig {
         config.enable_sni = self.server_name.is_some();
         let conn = rustls::ClientConnection::new(Arc::new(config), name)
             .map_err(|e| Error::Tls(e.to_string()))?;
-        Ok((conn, no_identity))
+        Ok((conn, identity))
     }
 
     /// The server side: requires and verifies a client certificate when a CA file or a pin is

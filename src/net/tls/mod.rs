@@ -50,9 +50,9 @@ const MAX_SEAL_OVERHEAD: usize = 24;
 const TLS13_SEAL_OVERHEAD: usize = 17;
 /// How long closing waits to send our close_notify: a last word must never hold up a close.
 const CLOSE_NOTIFY_BOUND: Duration = Duration::from_millis(100);
-/// How long a client that was asked for a certificate it does not have waits after its side
-/// of a TLS 1.3 handshake for the server's verdict, so a refusal fails the handshake rather
-/// than the first receive.
+/// How long a client that was asked for a certificate waits after its side of a TLS 1.3
+/// handshake for the server's verdict, so a refusal fails the handshake rather than the first
+/// receive.
 const VERDICT_WAIT: Duration = Duration::from_millis(150);
 
 fn hex(bytes: &[u8]) -> String {
@@ -64,6 +64,13 @@ fn sha256(data: &[u8]) -> Vec<u8> {
         .tls13()
         .expect("a TLS 1.3 suite");
     suite.common.hash_provider.hash(data).as_ref().to_vec()
+}
+
+/// Whether the server asked us for a client certificate, and whether we have one.
+#[derive(Clone, Copy, Default)]
+struct Asked {
+    for_identity: bool,
+    have_one: bool,
 }
 
 struct Rx {
@@ -102,8 +109,11 @@ impl TlsSession {
     /// Runs the handshake as the client within `timeout`. A failure closes the connection.
     pub fn client(conn: &Connection, cfg: &TlsConfig, timeout: Duration) -> Result<TlsSession> {
         let payload = dt_payload(conn)?;
-        let (tls, no_identity) = cfg.client(payload)?;
-        let asked = move || no_identity.as_ref().is_some_and(|n| n.was_asked());
+        let (tls, identity) = cfg.client(payload)?;
+        let asked = move || Asked {
+            for_identity: identity.was_asked(),
+            have_one: identity.is_set(),
+        };
         TlsSession::handshake(conn, cfg, tls.into(), payload, timeout, &asked)
     }
 
@@ -112,7 +122,7 @@ impl TlsSession {
     pub fn server(conn: &Connection, cfg: &TlsConfig, timeout: Duration) -> Result<TlsSession> {
         let payload = dt_payload(conn)?;
         let tls = cfg.server(payload)?.into();
-        TlsSession::handshake(conn, cfg, tls, payload, timeout, &|| false)
+        TlsSession::handshake(conn, cfg, tls, payload, timeout, &Asked::default)
     }
 
     fn handshake(
@@ -121,7 +131,7 @@ impl TlsSession {
         tls: rustls::Connection,
         payload: usize,
         timeout: Duration,
-        asked_for_identity: &dyn Fn() -> bool,
+        asked: &dyn Fn() -> Asked,
     ) -> Result<TlsSession> {
         let session = TlsSession {
             tls: Mutex::new(tls),
@@ -135,7 +145,7 @@ impl TlsSession {
             record_overhead: 0,
         };
         let deadline = Deadline::after(timeout);
-        if let Err(e) = session.run_handshake(conn, &deadline, asked_for_identity) {
+        if let Err(e) = session.run_handshake(conn, &deadline, asked) {
             conn.abandon(&e);
             return Err(e);
         }
@@ -170,12 +180,16 @@ impl TlsSession {
         &self,
         conn: &Connection,
         deadline: &Deadline,
-        asked_for_identity: &dyn Fn() -> bool,
+        asked: &dyn Fn() -> Asked,
     ) -> Result<()> {
         let mut rx = self.rx.lock();
         loop {
             self.flush_tls(conn)?;
-            if asked_for_identity() {
+            let Asked {
+                for_identity,
+                have_one,
+            } = asked();
+            if for_identity && !have_one {
                 rx.receiver.set_asked_for_identity();
             }
             let (handshaking, wants_read) = {
@@ -189,9 +203,10 @@ impl TlsSession {
                 self.read_tsdu(conn, &mut rx, deadline, "TLS handshake")?;
             }
         }
-        if asked_for_identity() {
-            // TLS 1.3: the server judges our (empty) certificate after our side is done.
-            // Its refusal comes at once; anything else (data, nothing) stays for the caller.
+        let tls13 = self.tls.lock().protocol_version() == Some(ProtocolVersion::TLSv1_3);
+        if tls13 && asked().for_identity {
+            // TLS 1.3: the server judges our certificate (or its absence) after our side is
+            // done. A refusal comes at once; anything else (data, nothing) stays for later.
             let wait = Deadline::after(VERDICT_WAIT.min(deadline.remaining()));
             match self.read_tsdu(conn, &mut rx, &wait, "TLS handshake") {
                 Ok(_) | Err(Error::Timeout(_) | Error::WouldBlock(_)) => {}

@@ -241,31 +241,44 @@ impl ClientCertVerifier for ClientCheck {
     }
 }
 
-/// A client without a certificate: remembers whether the server asked for one, so a refusal
-/// that follows can say why.
+/// A client's certificate, if it has one: also remembers whether the server asked for it, so
+/// the client knows to wait for the server's verdict and a refusal can say why.
 #[derive(Debug, Default)]
-pub(super) struct NoIdentity {
+pub(super) struct ClientIdentity {
+    key: Option<Arc<rustls::sign::CertifiedKey>>,
     asked: AtomicBool,
 }
 
-impl NoIdentity {
+impl ClientIdentity {
+    pub(super) fn new(key: Option<Arc<rustls::sign::CertifiedKey>>) -> ClientIdentity {
+        ClientIdentity {
+            key,
+            asked: AtomicBool::new(false),
+        }
+    }
+
     /// True once the server asked for a client certificate.
     pub(super) fn was_asked(&self) -> bool {
         self.asked.load(Ordering::Relaxed)
     }
+
+    /// True when there is a certificate to present.
+    pub(super) fn is_set(&self) -> bool {
+        self.key.is_some()
+    }
 }
 
-impl rustls::client::ResolvesClientCert for NoIdentity {
+impl rustls::client::ResolvesClientCert for ClientIdentity {
     fn resolve(
         &self,
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         self.asked.store(true, Ordering::Relaxed);
-        None
+        self.key.clone()
     }
 
     fn has_certs(&self) -> bool {
-        false
+        self.key.is_some()
     }
 }
