@@ -302,3 +302,94 @@ pub fn raw_server(server: &Connection) -> rustls::ServerConnection {
     }
     tls
 }
+
+/// Through the C API.
+pub mod c {
+    use super::*;
+    use isotcp::ffi::codes::*;
+    use isotcp::ffi::conn::*;
+    use isotcp::ffi::listener::*;
+    use isotcp::ffi::tls::*;
+    use std::ffi::CString;
+    use std::ptr::null_mut;
+
+    /// A handle that may cross threads (the C API's thread rules say which calls may overlap).
+    #[derive(Clone, Copy)]
+    pub struct H(pub *mut iso_conn);
+    // SAFETY: the C API allows its handles to be used from any thread.
+    unsafe impl Send for H {}
+    // SAFETY: as above; the calls a test overlaps are those the thread rules allow.
+    unsafe impl Sync for H {}
+
+    pub fn cstr(p: &Path) -> CString {
+        CString::new(p.to_str().unwrap()).unwrap()
+    }
+
+    pub fn last_error(c: *mut iso_conn) -> String {
+        let mut buf = [0u8; 1024];
+        let mut needed = 0;
+        unsafe { iso_last_error(c, buf.as_mut_ptr().cast(), buf.len(), &mut needed) };
+        String::from_utf8_lossy(&buf[..needed.saturating_sub(1).min(1023)]).into_owned()
+    }
+
+    /// A C-level pair with TLS started on both sides, the client pinning the server:
+    /// (client, server). `client_cfg` adjusts the client's config before the handshake.
+    pub fn tls_pair(tpdu: u32, client_cfg: impl FnOnce(*mut iso_tls_config)) -> (H, H) {
+        let p = pki();
+        unsafe {
+            let mut scfg = null_mut();
+            assert_eq!(iso_tls_config_create(&mut scfg), ISO_OK);
+            let (cert, key) = (cstr(&p.path("server.pem")), cstr(&p.path("server.key")));
+            assert_eq!(
+                iso_tls_config_set_identity_files(scfg, cert.as_ptr(), key.as_ptr()),
+                ISO_OK
+            );
+            let mut ccfg = null_mut();
+            assert_eq!(iso_tls_config_create(&mut ccfg), ISO_OK);
+            assert_eq!(
+                iso_tls_config_set_pin_sha256(ccfg, p.pin.as_ptr(), p.pin.len()),
+                ISO_OK
+            );
+            client_cfg(ccfg);
+            let mut l = null_mut();
+            assert_eq!(iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l), ISO_OK);
+            assert_eq!(iso_listener_set_max_message(l, 1 << 20), ISO_OK);
+            let mut port = 0;
+            assert_eq!(iso_listener_port(l, &mut port), ISO_OK);
+            let mut c = null_mut();
+            assert_eq!(iso_create(c"127.0.0.1".as_ptr(), port, &mut c), ISO_OK);
+            assert_eq!(iso_set_tpdu_size(c, tpdu), ISO_OK);
+            assert_eq!(iso_set_max_message(c, 1 << 20), ISO_OK);
+            let (l, scfg) = (l as usize, scfg as usize);
+            let srv = thread::spawn(move || {
+                let mut s = null_mut();
+                assert_eq!(iso_accept(l as *mut iso_listener, 10_000, &mut s), ISO_OK);
+                let rc = iso_start_tls(s, scfg as *const iso_tls_config, 10_000);
+                assert_eq!(rc, ISO_OK, "server: {}", last_error(s));
+                iso_tls_config_destroy(scfg as *mut iso_tls_config);
+                iso_listener_destroy(l as *mut iso_listener);
+                s as usize
+            });
+            assert_eq!(iso_connect(c, 10_000), ISO_OK);
+            let rc = iso_start_tls(c, ccfg, 10_000);
+            assert_eq!(rc, ISO_OK, "client: {}", last_error(c));
+            iso_tls_config_destroy(ccfg);
+            (H(c), H(srv.join().unwrap() as *mut iso_conn))
+        }
+    }
+
+    /// Receives one message through the C API within 10 s.
+    pub fn recv(h: H) -> Vec<u8> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0;
+        let rc = unsafe { iso_recv(h.0, buf.as_mut_ptr(), buf.len(), &mut n, 10_000) };
+        assert_eq!(rc, ISO_OK, "{}", last_error(h.0));
+        buf.truncate(n);
+        buf
+    }
+
+    pub fn send(h: H, m: &[u8]) {
+        let rc = unsafe { iso_send(h.0, m.as_ptr(), m.len()) };
+        assert_eq!(rc, ISO_OK, "{}", last_error(h.0));
+    }
+}
