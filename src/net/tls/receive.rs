@@ -81,6 +81,22 @@ impl Framing {
         )))
     }
 
+    /// How many of `bytes` (which continue the stream) reach to the end of the current
+    /// record, or all of them when the record goes on past them.
+    fn record_cut(&self, bytes: &[u8]) -> usize {
+        if self.body_left > 0 {
+            return self.body_left.min(bytes.len());
+        }
+        let need = RECORD_HEADER - self.have;
+        if bytes.len() < need {
+            return bytes.len();
+        }
+        let mut header = self.header;
+        header[self.have..].copy_from_slice(&bytes[..need]);
+        let body = u16::from_be_bytes([header[3], header[4]]) as usize;
+        (need + body).min(bytes.len())
+    }
+
     fn mid_record(&self) -> bool {
         self.have > 0 || self.body_left > 0
     }
@@ -140,30 +156,39 @@ impl TlsReceiver {
         if self.peer_closed {
             return Ok(Absorbed::PeerClosed);
         }
-        self.framing.follow(tsdu)?;
         let stage = if tls.is_handshaking() {
             Stage::Handshake
         } else {
             Stage::Data
         };
         let fail = |e: &rustls::Error| tls_failure(e, stage, self.asked_for_identity);
-        let mut input = tsdu;
-        while !input.is_empty() {
-            match tls.read_tls(&mut input) {
-                Ok(0) => {
-                    // rustls takes no more until its buffers drain: they were drained below,
-                    // so this is a bug rather than a peer's doing; say so rather than spin.
-                    return Err(Error::Tls(
-                        "the TLS layer took no more bytes of a TSDU".into(),
-                    ));
+        // One record at a time: rustls then never holds part of a record between reads, and
+        // its input buffer keeps its size instead of growing and shrinking with each TSDU.
+        let mut rest = tsdu;
+        while !rest.is_empty() {
+            let n = self.framing.record_cut(rest);
+            let (record, after) = rest.split_at(n);
+            self.framing.follow(record)?;
+            rest = after;
+            let mut input = record;
+            while !input.is_empty() {
+                match tls.read_tls(&mut input) {
+                    Ok(0) => {
+                        // rustls takes no more until its buffers drain: they were drained
+                        // below, so this is a bug rather than the peer's doing; say so rather
+                        // than spin.
+                        return Err(Error::Tls(
+                            "the TLS layer took no more bytes of a TSDU".into(),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(Error::Tls(format!("reading a record: {e}"))),
                 }
-                Ok(_) => {}
-                Err(e) => return Err(Error::Tls(format!("reading a record: {e}"))),
-            }
-            tls.process_new_packets().map_err(|e| fail(&e))?;
-            if drain(tls, plain)? {
-                self.peer_closed = true;
-                return Ok(Absorbed::PeerClosed);
+                tls.process_new_packets().map_err(|e| fail(&e))?;
+                if drain(tls, plain)? {
+                    self.peer_closed = true;
+                    return Ok(Absorbed::PeerClosed);
+                }
             }
         }
         Ok(Absorbed::Records)
