@@ -323,3 +323,27 @@ mod c_api {
         }
     }
 }
+
+#[test]
+fn the_client_hello_offers_classic_key_exchange_only() {
+    let (client, server) = pair(1024);
+    let srv = thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        let n = server.recv(&mut buf, T).unwrap();
+        let mut acceptor = rustls::server::Acceptor::default();
+        acceptor.read_tls(&mut &buf[..n]).unwrap();
+        let accepted = acceptor
+            .accept()
+            .unwrap()
+            .expect("a whole ClientHello in one TSDU");
+        let groups = accepted.client_hello().named_groups().unwrap().to_vec();
+        drop(server);
+        groups
+    });
+    let _ = TlsSession::client(&client, &pinned(), T);
+    let groups = srv.join().unwrap();
+    assert_eq!(
+        groups,
+        [rustls::NamedGroup::X25519, rustls::NamedGroup::secp256r1]
+    );
+}
