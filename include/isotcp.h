@@ -394,7 +394,10 @@ ISO_API int32_t iso_connect(iso_conn *conn, uint32_t timeout_ms);
  * Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE (not connected),
  * ISO_E_TOO_LARGE (above the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is
  * intact; part sent: the connection is closed, since the peer would see half a message),
- * ISO_E_CLOSED, ISO_E_IO.
+ * ISO_E_CLOSED, ISO_E_IO. After `iso_start_tls` the message is encrypted and its records go
+ * out as one TSDU; the maximum message then applies to the records (22 to 29 bytes more per
+ * record), and a send that fails after encrypting closes the connection (ISO_E_TLS,
+ * ISO_E_TIMEOUT): the records' sequence numbers are spent.
  * Thread rules: may run while another thread is in `iso_recv`/`iso_poll`; concurrent
  * `iso_send` calls on one handle are serialised.
  */
@@ -421,6 +424,9 @@ ISO_API int32_t iso_poll(iso_conn *conn, uint32_t timeout_ms);
  * ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
  * ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
  * ISO_E_PROTOCOL and ISO_E_TOO_LARGE (the connection is closed), ISO_E_IO.
+ * After `iso_start_tls` it returns the plaintext of one TSDU (reading on while a record spans
+ * TSDUs); ISO_E_TLS for a bad record or an alert (the connection is closed); ISO_E_CLOSED,
+ * "the peer ended the TLS session (close_notify)", after the data that came before it.
  * Thread rules: may run while another thread is in `iso_send`; `iso_disconnect` from another
  * thread makes it return ISO_E_STATE promptly. Two concurrent receivers are serialised.
  */
@@ -809,8 +815,9 @@ ISO_API int32_t iso_tls_config_set_max_record_size(iso_tls_config *cfg, uint32_t
 ISO_API int32_t iso_start_tls(iso_conn *conn, const iso_tls_config *cfg, uint32_t timeout_ms);
 
 /**
- * 1 when TLS is started on the handle's current connection, 0 otherwise (always 0 in a
- * library built without TLS); ISO_E_INVALID for NULL. Thread-safe.
+ * 1 when TLS is started on the handle's current connection, 0 otherwise (also after a TLS
+ * failure closed it, and always in a library built without TLS); ISO_E_INVALID for NULL.
+ * Thread-safe.
  */
 ISO_API int32_t iso_tls_active(const iso_conn *conn);
 

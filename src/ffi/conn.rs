@@ -558,7 +558,10 @@ pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i3
 /// Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE (not connected),
 /// ISO_E_TOO_LARGE (above the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is
 /// intact; part sent: the connection is closed, since the peer would see half a message),
-/// ISO_E_CLOSED, ISO_E_IO.
+/// ISO_E_CLOSED, ISO_E_IO. After `iso_start_tls` the message is encrypted and its records go
+/// out as one TSDU; the maximum message then applies to the records (22 to 29 bytes more per
+/// record), and a send that fails after encrypting closes the connection (ISO_E_TLS,
+/// ISO_E_TIMEOUT): the records' sequence numbers are spent.
 /// Thread rules: may run while another thread is in `iso_recv`/`iso_poll`; concurrent
 /// `iso_send` calls on one handle are serialised.
 #[no_mangle]
@@ -604,6 +607,9 @@ pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
 /// ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
 /// ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
 /// ISO_E_PROTOCOL and ISO_E_TOO_LARGE (the connection is closed), ISO_E_IO.
+/// After `iso_start_tls` it returns the plaintext of one TSDU (reading on while a record spans
+/// TSDUs); ISO_E_TLS for a bad record or an alert (the connection is closed); ISO_E_CLOSED,
+/// "the peer ended the TLS session (close_notify)", after the data that came before it.
 /// Thread rules: may run while another thread is in `iso_send`; `iso_disconnect` from another
 /// thread makes it return ISO_E_STATE promptly. Two concurrent receivers are serialised.
 #[no_mangle]

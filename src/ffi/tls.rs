@@ -256,13 +256,14 @@ fn start(_: &iso_conn, _: TlsConfig, _: u32) -> Result<i32, Error> {
     Err(unsupported())
 }
 
-/// 1 when TLS is started on the handle's current connection, 0 otherwise (always 0 in a
-/// library built without TLS); ISO_E_INVALID for NULL. Thread-safe.
+/// 1 when TLS is started on the handle's current connection, 0 otherwise (also after a TLS
+/// failure closed it, and always in a library built without TLS); ISO_E_INVALID for NULL.
+/// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_tls_active(conn: *const iso_conn) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
-        Ok(i32::from(session(c).is_ok()))
+        Ok(i32::from(session(c).is_ok() && c.inner.tpdu_size().is_ok()))
     })
 }
 
