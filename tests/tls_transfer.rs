@@ -128,6 +128,13 @@ fn poll_and_recv_with_zero_timeout_through_the_c_api() {
             }
             assert!(started.elapsed() < T);
         }
+        // The size query leaves the message queued.
+        assert_eq!(
+            iso_recv(c.0, std::ptr::null_mut(), 0, &mut n, 0),
+            ISO_E_BUFFER_TOO_SMALL
+        );
+        assert_eq!(n, m.len());
+        assert_eq!(iso_poll(c.0, 0), 1);
         assert_eq!(
             iso_recv(c.0, buf.as_mut_ptr(), buf.len(), &mut n, 0),
             ISO_OK

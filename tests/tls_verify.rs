@@ -17,7 +17,12 @@ fn hex(bytes: &[u8]) -> String {
 
 fn tls_text(r: isotcp::Result<TlsSession>) -> String {
     match r {
-        Err(Error::Tls(text)) => text,
+        Err(e @ Error::Tls(_)) => {
+            // Shown with --nocapture: the words a user reads.
+            println!("{e}");
+            let Error::Tls(text) = e else { unreachable!() };
+            text
+        }
         Err(other) => panic!("expected a TLS error, got: {other}"),
         Ok(_) => panic!("expected a TLS error, the handshake succeeded"),
     }
@@ -112,7 +117,11 @@ fn a_client_certificate_from_another_ca_is_refused() {
     let text = tls_text(s);
     assert!(text.contains("unknown issuer"), "{text}");
     assert!(text.contains("not signed by a CA in the CA file"), "{text}");
-    assert!(tls_text(c).contains("the peer sent the alert"));
+    let text = tls_text(c);
+    assert!(
+        text.contains("the peer sent the alert unknown_ca"),
+        "{text}"
+    );
 }
 
 fn ca_client() -> TlsConfig {
@@ -170,7 +179,7 @@ fn a_wrong_name_is_named_with_what_the_certificate_names() {
     let text = tls_text(c);
     assert!(text.contains("wrong name"), "{text}");
     assert!(text.contains("other.example"), "{text}");
-    assert!(text.contains("plc.example"), "{text}");
+    assert!(text.contains("it names plc.example"), "{text}");
 }
 
 #[test]
@@ -346,4 +355,64 @@ fn the_client_hello_offers_classic_key_exchange_only() {
         groups,
         [rustls::NamedGroup::X25519, rustls::NamedGroup::secp256r1]
     );
+}
+
+mod c_api_words {
+    use super::*;
+    use isotcp::ffi::codes::*;
+    use isotcp::ffi::conn::*;
+    use isotcp::ffi::listener::*;
+    use isotcp::ffi::tls::*;
+    use std::ptr::null_mut;
+
+    #[test]
+    fn the_words_reach_iso_last_error() {
+        unsafe {
+            let mut l = null_mut();
+            assert_eq!(iso_listen(c"127.0.0.1".as_ptr(), 0, &mut l), ISO_OK);
+            let mut port = 0;
+            assert_eq!(iso_listener_port(l, &mut port), ISO_OK);
+            let listener = l as usize;
+            let srv = thread::spawn(move || {
+                let mut s = null_mut();
+                assert_eq!(
+                    iso_accept(listener as *mut iso_listener, 10_000, &mut s),
+                    ISO_OK
+                );
+                let mut buf = vec![0u8; 4096];
+                let mut n = 0;
+                assert_eq!(
+                    iso_recv(s, buf.as_mut_ptr(), buf.len(), &mut n, 10_000),
+                    ISO_OK
+                );
+                // The ClientHello, answered by a fatal handshake_failure alert in clear.
+                let alert = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
+                assert_eq!(iso_send(s, alert.as_ptr(), alert.len()), ISO_OK);
+                s as usize
+            });
+            let mut c = null_mut();
+            assert_eq!(iso_create(c"127.0.0.1".as_ptr(), port, &mut c), ISO_OK);
+            assert_eq!(iso_connect(c, 10_000), ISO_OK);
+            let mut cfg = null_mut();
+            assert_eq!(iso_tls_config_create(&mut cfg), ISO_OK);
+            let pin = &pki().pin;
+            assert_eq!(iso_tls_config_set_pin_sha256(cfg, pin.as_ptr(), 32), ISO_OK);
+            assert_eq!(iso_start_tls(c, cfg, 10_000), ISO_E_TLS);
+            let mut buf = [0u8; 512];
+            let mut needed = 0;
+            iso_last_error(c, buf.as_mut_ptr().cast(), buf.len(), &mut needed);
+            let text = String::from_utf8_lossy(&buf[..needed - 1]).into_owned();
+            assert_eq!(
+                text,
+                "TLS: handshake failed: the peer sent the alert handshake_failure"
+            );
+            assert_eq!(iso_check_connection(c), 0, "a failed handshake closes");
+            assert_eq!(iso_tls_active(c), 0);
+            let s = srv.join().unwrap() as *mut iso_conn;
+            iso_tls_config_destroy(cfg);
+            iso_destroy(c);
+            iso_destroy(s);
+            iso_listener_destroy(l);
+        }
+    }
 }

@@ -90,7 +90,11 @@ pub fn certificate(c: &CertificateError) -> String {
             if presented.is_empty() {
                 "nothing".to_owned()
             } else {
-                presented.join(", ")
+                presented
+                    .iter()
+                    .map(|p| bare_name(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         ),
         C::BadEncoding => "it is not a well-formed certificate".into(),
@@ -102,22 +106,32 @@ pub fn certificate(c: &CertificateError) -> String {
     }
 }
 
+/// A presented name without its kind: `DnsName("plc.example")` is `plc.example`.
+fn bare_name(presented: &str) -> &str {
+    presented
+        .split_once("(\"")
+        .and_then(|(_, rest)| rest.strip_suffix("\")"))
+        .unwrap_or(presented)
+}
+
 /// An alert's name as RFC 8446 writes it ("handshake_failure"), or its number when unknown.
 pub fn alert_name(alert: AlertDescription) -> String {
     if let AlertDescription::Unknown(n) = alert {
         return format!("{n} (unknown)");
     }
-    let camel = format!("{alert:?}");
+    // The Debug name in CamelCase, acronyms in capitals: "UnknownCA", "UnknownPSKIdentity".
+    let camel: Vec<char> = format!("{alert:?}").chars().collect();
     let mut name = String::with_capacity(camel.len() + 4);
-    for (i, ch) in camel.chars().enumerate() {
-        if ch.is_ascii_uppercase() {
-            if i > 0 {
+    for (i, &ch) in camel.iter().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            let after_lower = camel[i - 1].is_ascii_lowercase();
+            let ends_acronym = camel[i - 1].is_ascii_uppercase()
+                && camel.get(i + 1).is_some_and(|c| c.is_ascii_lowercase());
+            if after_lower || ends_acronym {
                 name.push('_');
             }
-            name.push(ch.to_ascii_lowercase());
-        } else {
-            name.push(ch);
         }
+        name.push(ch.to_ascii_lowercase());
     }
     name
 }
@@ -164,6 +178,15 @@ mod tests {
         assert_eq!(
             alert_name(AlertDescription::CertificateRequired),
             "certificate_required"
+        );
+        assert_eq!(alert_name(AlertDescription::UnknownCA), "unknown_ca");
+        assert_eq!(
+            alert_name(AlertDescription::UnknownPSKIdentity),
+            "unknown_psk_identity"
+        );
+        assert_eq!(
+            alert_name(AlertDescription::BadCertificateStatusResponse),
+            "bad_certificate_status_response"
         );
         assert_eq!(alert_name(AlertDescription::Unknown(200)), "200 (unknown)");
     }
