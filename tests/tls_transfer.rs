@@ -115,12 +115,17 @@ fn poll_and_recv_with_zero_timeout_through_the_c_api() {
         // Wait for readability as an event loop does, then poll(0) until a message is whole.
         let started = Instant::now();
         loop {
-            let mut pfd = libc::pollfd {
-                fd: fd as i32,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            libc::poll(&mut pfd, 1, 100);
+            #[cfg(unix)]
+            {
+                let mut pfd = libc::pollfd {
+                    fd: fd as i32,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                libc::poll(&mut pfd, 1, 100);
+            }
+            #[cfg(not(unix))]
+            thread::sleep(Duration::from_millis(1));
             match iso_poll(c.0, 0) {
                 1 => break,
                 0 => {}
