@@ -449,3 +449,38 @@ fn connect_on_a_tls_connection_is_refused_and_tls_stays() {
         iso_destroy(s.0);
     }
 }
+
+#[test]
+fn disconnect_during_a_blocked_tls_send_is_prompt() {
+    use isotcp::ffi::codes::*;
+    use isotcp::ffi::conn::*;
+    let (c, s) = c::tls_pair(1024, |_| {});
+    // The server reads nothing: the client's socket fills and a send blocks in it.
+    let sender = thread::spawn(move || {
+        let c = c;
+        let m = message(900_000);
+        loop {
+            let rc = unsafe { iso_send(c.0, m.as_ptr(), m.len()) };
+            if rc != ISO_OK {
+                return rc;
+            }
+        }
+    });
+    thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    assert_eq!(unsafe { iso_disconnect(c.0) }, ISO_OK);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(400),
+        "close_notify waited {took:?} for the blocked sender"
+    );
+    let rc = sender.join().unwrap();
+    assert_eq!(
+        rc, ISO_E_STATE,
+        "the blocked send was woken by the disconnect"
+    );
+    unsafe {
+        iso_destroy(c.0);
+        iso_destroy(s.0);
+    }
+}

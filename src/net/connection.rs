@@ -634,13 +634,13 @@ impl Connection {
         if live.peer_ended().is_some() {
             return;
         }
+        let deadline = Deadline::after(bound);
         let Some(out) = live.out.try_lock_for(bound) else {
             return;
         };
-        if out.pending() > 0 {
+        if out.pending() > 0 || deadline.passed() {
             return;
         }
-        let deadline = Deadline::after(bound);
         let tpdu = live.negotiated.tpdu_size;
         if transmit::write_message(&live.sock, message, tpdu, &deadline, &live.stop, None).is_ok() {
             self.trace_sent(&live, message);

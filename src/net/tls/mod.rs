@@ -398,14 +398,15 @@ impl TlsSession {
         self.close_with(conn, |tls| tls.send_close_notify());
     }
 
-    /// Sends what rustls has queued after `f`, best effort.
+    /// Sends what rustls has queued after `f`, best effort, all within one short bound.
     fn close_with(&self, conn: &Connection, f: impl FnOnce(&mut rustls::Connection)) {
-        let Some(mut out) = self.tx.try_lock_for(CLOSE_NOTIFY_BOUND) else {
+        let until = std::time::Instant::now() + CLOSE_NOTIFY_BOUND;
+        let Some(mut out) = self.tx.try_lock_until(until) else {
             return;
         };
         out.clear();
         {
-            let Some(mut tls) = self.tls.try_lock_for(CLOSE_NOTIFY_BOUND) else {
+            let Some(mut tls) = self.tls.try_lock_until(until) else {
                 return;
             };
             f(&mut tls);
@@ -415,8 +416,9 @@ impl TlsSession {
                 }
             }
         }
-        if !out.is_empty() {
-            conn.send_best_effort(&out, CLOSE_NOTIFY_BOUND);
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if !out.is_empty() && !left.is_zero() {
+            conn.send_best_effort(&out, left);
         }
     }
 
