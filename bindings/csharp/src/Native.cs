@@ -130,6 +130,9 @@ namespace Isotcp
         public static extern int iso_tls_config_set_keylog_file(IntPtr cfg, byte[] path);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_set_max_record_size(IntPtr cfg, uint bytes);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int iso_start_tls(IsoConnectionHandle conn, IntPtr cfg, uint timeoutMs);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
