@@ -18,13 +18,17 @@ use tls_support::*;
 
 /// The records rustls has for `data` (and a close_notify after it when `close`).
 fn sealed(tls: &mut rustls::ServerConnection, data: &[u8], close: bool) -> Vec<u8> {
-    if !data.is_empty() {
-        tls.writer().write_all(data).unwrap();
+    let mut out = Vec::new();
+    // A record at a time: rustls' buffer for unsent data has a limit.
+    for chunk in data.chunks(16 << 10) {
+        tls.writer().write_all(chunk).unwrap();
+        while tls.wants_write() {
+            tls.write_tls(&mut out).unwrap();
+        }
     }
     if close {
         tls.send_close_notify();
     }
-    let mut out = Vec::new();
     while tls.wants_write() {
         tls.write_tls(&mut out).unwrap();
     }
@@ -483,4 +487,32 @@ fn disconnect_during_a_blocked_tls_send_is_prompt() {
         iso_destroy(c.0);
         iso_destroy(s.0);
     }
+}
+
+#[test]
+fn tsdus_that_never_end_with_a_record_are_bounded() {
+    let (client, server) = pair(1024);
+    let srv = thread::spawn(move || {
+        let mut tls = raw_server(&server);
+        // 300 KB in records of 16 KiB, cut into TSDUs of 1000 bytes: no TSDU ends with a
+        // record, so no message ever completes.
+        let stream = sealed(&mut tls, &message(300_000), false);
+        for tsdu in stream.chunks(1000) {
+            if server.send(tsdu).is_err() {
+                break;
+            }
+        }
+        server
+    });
+    let c = TlsSession::client(&client, &pinned(), T).unwrap();
+    let mut buf = vec![0u8; 400_000];
+    match c.recv(&client, &mut buf, T) {
+        Err(Error::Tls(text)) => {
+            assert!(text.contains("still end inside a record"), "{text}");
+            assert!(text.contains("262144"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!client.is_alive(), "the connection is closed");
+    srv.join().unwrap();
 }

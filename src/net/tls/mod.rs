@@ -258,7 +258,18 @@ impl TlsSession {
             plain,
             receiver,
         } = rx;
-        let absorbed = receiver.absorb(&mut self.tls.lock(), &tsdu[..n], plain);
+        let mut absorbed = receiver.absorb(&mut self.tls.lock(), &tsdu[..n], plain);
+        if absorbed.is_ok() && receiver.mid_record() {
+            // Plaintext waits for its record to end; a peer whose TSDUs never end with a
+            // record would make it grow without end.
+            let max = conn.max_message().unwrap_or(0);
+            if plain.len() > max {
+                absorbed = Err(Error::Tls(format!(
+                    "{} bytes of plaintext and the peer's TSDUs still end inside a record: above the maximum message of {max} bytes",
+                    plain.len()
+                )));
+            }
+        }
         match absorbed {
             Ok(a) => Ok(a),
             Err(e) => {
