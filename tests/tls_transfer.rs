@@ -516,3 +516,41 @@ fn tsdus_that_never_end_with_a_record_are_bounded() {
     assert!(!client.is_alive(), "the connection is closed");
     srv.join().unwrap();
 }
+
+#[test]
+fn a_key_update_from_the_peer_is_followed_both_ways() {
+    let (client, server) = pair(1024);
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let srv = thread::spawn(move || {
+        let mut tls = raw_server(&server);
+        // A KeyUpdate asking for ours, alone in its TSDU, then data under the new key.
+        tls.refresh_traffic_keys().unwrap();
+        let update = sealed(&mut tls, b"", false);
+        server.send(&update).unwrap();
+        go_rx.recv().unwrap();
+        server
+            .send(&sealed(&mut tls, b"after the update", false))
+            .unwrap();
+        // Our answer comes under our new key, after our KeyUpdate.
+        let mut buf = vec![0u8; 4096];
+        let mut plain = Vec::new();
+        while plain.is_empty() {
+            let n = server.recv(&mut buf, T).unwrap();
+            tls.read_tls(&mut &buf[..n]).unwrap();
+            tls.process_new_packets().unwrap();
+            let _ = tls.reader().read_to_end(&mut plain);
+        }
+        plain
+    });
+    let c = TlsSession::client(&client, &pinned(), T).unwrap();
+    assert!(
+        !c.poll(&client, Duration::from_millis(200)).unwrap(),
+        "a KeyUpdate is no message"
+    );
+    go_tx.send(()).unwrap();
+    let mut buf = [0u8; 64];
+    let n = c.recv(&client, &mut buf, T).unwrap();
+    assert_eq!(&buf[..n], b"after the update");
+    c.send(&client, b"answer").unwrap();
+    assert_eq!(srv.join().unwrap(), b"answer");
+}
