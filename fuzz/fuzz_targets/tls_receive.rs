@@ -29,7 +29,8 @@
 #![no_main]
 
 use std::io::Write;
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use isotcp::net::tls::{Absorbed, TlsReceiver};
 use isotcp::proto::segment::{self, Limits};
@@ -43,7 +44,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 const LIMITS: Limits = Limits {
-    max_message: 128 << 10,
+    max_message: 64 << 10,
     max_fragments: 8192,
 };
 
@@ -106,26 +107,42 @@ fn versions(tls12: bool) -> &'static [&'static rustls::SupportedProtocolVersion]
     }
 }
 
+type Configs = (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>);
+
+/// Both configurations for a version and a record size, made once (making them costs more
+/// than a handshake).
+fn configs(tls12: bool, fragment: usize) -> Configs {
+    static MADE: OnceLock<Mutex<HashMap<(bool, usize), Configs>>> = OnceLock::new();
+    let made = MADE.get_or_init(Default::default);
+    let mut made = made.lock().unwrap();
+    made.entry((tls12, fragment))
+        .or_insert_with(|| {
+            let provider = Arc::new(provider::default_provider());
+            let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(versions(tls12))
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyServer))
+                .with_no_client_auth();
+            client.resumption = rustls::client::Resumption::disabled();
+            let (certs, key) = identity();
+            let mut server = rustls::ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(versions(tls12))
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs.clone(), key.clone_key())
+                .unwrap();
+            server.max_fragment_size = Some(fragment);
+            (Arc::new(client), Arc::new(server))
+        })
+        .clone()
+}
+
 fn peers(tls12: bool, fragment: usize) -> (rustls::Connection, rustls::ServerConnection) {
-    let provider = Arc::new(provider::default_provider());
-    let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions(tls12))
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer))
-        .with_no_client_auth();
-    client.resumption = rustls::client::Resumption::disabled();
-    let (certs, key) = identity();
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions(tls12))
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs.clone(), key.clone_key())
-        .unwrap();
-    server.max_fragment_size = Some(fragment);
+    let (client, server) = configs(tls12, fragment);
     let name = ServerName::try_from("plc.example").unwrap();
-    let client = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
-    let server = rustls::ServerConnection::new(Arc::new(server)).unwrap();
+    let client = rustls::ClientConnection::new(client, name).unwrap();
+    let server = rustls::ServerConnection::new(server).unwrap();
     (client.into(), server)
 }
 
