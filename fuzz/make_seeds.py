@@ -153,6 +153,25 @@ def seeds():
     yield "transfer", "over_limits", transfer_seed(fragmented, max_message=20, max_fragments=2)
 
 
+    # tls_receive: flags, TPDU selector, record size, messages, corruption, 8 sizes, cuts.
+    def tls_seed(flags, tpdu_shift, record, count, sizes, cuts, corrupt_at=0, mask=0):
+        sizes = (list(sizes) + [1] * 8)[:8]
+        head = bytes([flags, tpdu_shift, record, count - 1, corrupt_at >> 8, corrupt_at & 0xFF, mask])
+        return head + b"".join(n.to_bytes(2, "big") for n in sizes) + bytes(cuts)
+
+    # A TLS 1.3 request and answer at TPDU 1024 (shift 3), whole TSDUs.
+    yield "tls_receive", "tls13_whole", tls_seed(0, 3, 0, 2, [221, 1000], [])
+    # Cut after every byte, records across TSDUs, TPDU 128.
+    yield "tls_receive", "tls13_every_byte", tls_seed(2, 0, 0, 3, [20, 300, 5000], [0])
+    # TLS 1.2 with close_notify, cuts of varying length.
+    yield "tls_receive", "tls12_close", tls_seed(3, 1, 0, 2, [64, 4096], [7, 0, 200, 33, 1])
+    # Records of 4096 bytes spanning DTs of 256.
+    yield "tls_receive", "records_span_dts", tls_seed(0, 1, 64, 1, [5999], [255, 17])
+    # One byte of a record changed.
+    yield "tls_receive", "corrupted", tls_seed(8, 3, 0, 1, [500], [40], corrupt_at=300, mask=0x20)
+    # Raw bytes after the handshake: text, then an alert record.
+    yield "tls_receive", "raw", tls_seed(12, 3, 0, 1, [1], list(b"GET / HTTP/1.0") + [0x15, 3, 3, 0, 2, 2, 40])
+
 def main():
     root = os.path.join(HERE, "seeds")
     if os.path.isdir(root):

@@ -227,7 +227,8 @@ ISO_API uint32_t iso_version_number(void);
 ISO_API int32_t iso_create(const char *host, uint16_t port, iso_conn **out);
 
 /**
- * Closes the connection (if any) and frees the handle. NULL is a no-op.
+ * Closes the connection (if any; with TLS, after a best-effort close_notify) and frees the
+ * handle. NULL is a no-op.
  * Thread rules: must be the last call on the handle; no other call may be in progress on it.
  */
 ISO_API void iso_destroy(iso_conn *conn);
@@ -393,7 +394,10 @@ ISO_API int32_t iso_connect(iso_conn *conn, uint32_t timeout_ms);
  * Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE (not connected),
  * ISO_E_TOO_LARGE (above the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is
  * intact; part sent: the connection is closed, since the peer would see half a message),
- * ISO_E_CLOSED, ISO_E_IO.
+ * ISO_E_CLOSED, ISO_E_IO. After `iso_start_tls` the message is encrypted and its records go
+ * out as one TSDU; the maximum message then applies to the records (22 to 29 bytes more per
+ * record), and a send that fails after encrypting closes the connection (ISO_E_TLS,
+ * ISO_E_TIMEOUT): the records' sequence numbers are spent.
  * Thread rules: may run while another thread is in `iso_recv`/`iso_poll`; concurrent
  * `iso_send` calls on one handle are serialised.
  */
@@ -403,7 +407,9 @@ ISO_API int32_t iso_send(iso_conn *conn, const uint8_t *data, size_t len);
  * Waits up to `timeout_ms` for a whole message. Returns 1 when one is ready (the next
  * `iso_recv` returns it at once), 0 when none completed within the timeout (bytes of a partial
  * message stay buffered), or a negative error: ISO_E_STATE, ISO_E_CLOSED (the peer closed and
- * no whole message is buffered), ISO_E_PROTOCOL, ISO_E_TOO_LARGE, ISO_E_IO.
+ * no whole message is buffered), ISO_E_PROTOCOL, ISO_E_TOO_LARGE, ISO_E_IO, ISO_E_TLS.
+ * With TLS it looks through TLS: 1 only when plaintext is ready; TSDUs holding only TLS
+ * handshake records or part of a record are read and kept but are not a message.
  * Thread rules: as `iso_recv`.
  */
 ISO_API int32_t iso_poll(iso_conn *conn, uint32_t timeout_ms);
@@ -418,6 +424,9 @@ ISO_API int32_t iso_poll(iso_conn *conn, uint32_t timeout_ms);
  * ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
  * ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
  * ISO_E_PROTOCOL and ISO_E_TOO_LARGE (the connection is closed), ISO_E_IO.
+ * After `iso_start_tls` it returns the plaintext of one TSDU (reading on while a record spans
+ * TSDUs); ISO_E_TLS for a bad record or an alert (the connection is closed); ISO_E_CLOSED,
+ * "the peer ended the TLS session (close_notify)", after the data that came before it.
  * Thread rules: may run while another thread is in `iso_send`; `iso_disconnect` from another
  * thread makes it return ISO_E_STATE promptly. Two concurrent receivers are serialised.
  */
@@ -443,12 +452,14 @@ int32_t iso_recv(iso_conn *conn,
 ISO_API int32_t iso_check_connection(iso_conn *conn);
 
 /**
- * Closes the connection (without DR: class 0 releases by closing TCP) and wakes any thread
- * blocked in `iso_recv`, `iso_poll` or `iso_send` on it; an `iso_connect` waiting for the CC
- * ends too (ISO_E_STATE). Not connected: ISO_OK. The handle keeps
+ * Closes the connection (without DR: class 0 releases by closing TCP; with TLS, after a
+ * close_notify sent best effort within ~100 ms and skipped while another thread is in the
+ * middle of a send) and wakes any thread blocked in `iso_recv`, `iso_poll` or `iso_send` on
+ * it; an `iso_connect` waiting for the CC ends too (ISO_E_STATE). Not connected: ISO_OK. The handle keeps
  * its settings and may connect again. Thread-safe.
  */
-ISO_API int32_t iso_disconnect(iso_conn *conn);
+ISO_API
+int32_t iso_disconnect(iso_conn *conn);
 
 /**
  * Ends the connection and connects again with the same settings, all within one deadline of
@@ -670,8 +681,10 @@ int32_t iso_listener_last_error(const iso_listener *l,
  * (`iso_set_max_queued`).
  * Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TOO_LARGE
  * (above the maximum message), ISO_E_WOULD_BLOCK (the queue is full: nothing of this message
- * was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO; ISO_E_INVALID
- * after `iso_start_tls` (queued sends do not carry TLS yet).
+ * was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO, ISO_E_TLS.
+ * After `iso_start_tls` the message is encrypted as by `iso_send` (its records one per DT
+ * by default) and queued in order with every other send; a full queue is found before
+ * anything is encrypted, so ISO_E_WOULD_BLOCK loses nothing.
  * Thread rules: as `iso_send`, with which it is serialised.
  */
 ISO_API int32_t iso_queue_send(iso_conn *conn, const uint8_t *data, size_t len);
@@ -712,7 +725,8 @@ ISO_API int32_t iso_snap7_error(int32_t code);
 
 /**
  * Creates a TLS configuration that verifies nothing yet: set a CA file, a pin, or (labs only)
- * insecure before `iso_start_tls`. On error `*out` is NULL. Errors: ISO_E_INVALID (NULL out).
+ * insecure before `iso_start_tls`. On error `*out` is NULL. Errors: ISO_E_INVALID (NULL out;
+ * a library built without TLS).
  */
 ISO_API int32_t iso_tls_config_create(iso_tls_config **out);
 
@@ -723,12 +737,14 @@ ISO_API void iso_tls_config_destroy(iso_tls_config *cfg);
 
 /**
  * The PEM file of CA certificates the peer's chain must verify against (read at
- * `iso_start_tls`). Errors: ISO_E_INVALID (NULL, not UTF-8).
+ * `iso_start_tls`). On the server role it also requires a client certificate, verified
+ * against these CAs (mutual TLS). Errors: ISO_E_INVALID (NULL, not UTF-8).
  */
 ISO_API int32_t iso_tls_config_set_ca_file(iso_tls_config *cfg, const char *pem_path);
 
 /**
- * The SHA-256 of the peer's certificate (DER) that it must match; `len` must be 32.
+ * The SHA-256 of the peer's certificate (DER) that it must match; `len` must be 32. On the
+ * server role it also requires a client certificate, which must match the pin (mutual TLS).
  * Errors: ISO_E_INVALID (NULL, wrong length).
  */
 ISO_API
@@ -738,7 +754,8 @@ int32_t iso_tls_config_set_pin_sha256(iso_tls_config *cfg,
 
 /**
  * 1: accept any peer certificate (labs only: anyone on the path can read and change the
- * traffic); 0: verify (the default). Errors: ISO_E_INVALID (NULL).
+ * traffic); on the server role, ask no client for a certificate. 0: verify (the default).
+ * Errors: ISO_E_INVALID (NULL).
  */
 ISO_API int32_t iso_tls_config_set_insecure(iso_tls_config *cfg, int32_t no_verification);
 
@@ -750,7 +767,9 @@ ISO_API int32_t iso_tls_config_set_server_name(iso_tls_config *cfg, const char *
 
 /**
  * Our certificate chain and private key (PEM files, read at `iso_start_tls`): needed by the
- * server role, optional for a client. Errors: ISO_E_INVALID (NULL, not UTF-8).
+ * server role; for a client, needed only by a server that requires client certificates (one
+ * without fails the handshake with ISO_E_TLS, the last error naming the server's alert and
+ * that no identity is set). Errors: ISO_E_INVALID (NULL, not UTF-8).
  */
 ISO_API
 int32_t iso_tls_config_set_identity_files(iso_tls_config *cfg,
@@ -771,30 +790,41 @@ ISO_API int32_t iso_tls_config_set_versions(iso_tls_config *cfg, uint16_t min, u
 ISO_API int32_t iso_tls_config_set_keylog_file(iso_tls_config *cfg, const char *path);
 
 /**
- * Runs the TLS handshake on a connected handle within `timeout_ms`: the client role on a
- * handle `iso_connect` connected, the server role on one `iso_accept` returned (which needs
- * the identity files). The config is copied. From then on `iso_send`/`iso_recv` carry TLS.
- * Errors: ISO_E_INVALID (NULL; no CA file, pin or insecure set; unreadable files),
- * ISO_E_STATE (not connected), ISO_E_INVALID (TLS already started), ISO_E_TIMEOUT, ISO_E_TLS (handshake
- * failed, certificate rejected: the last error says why), ISO_E_CLOSED, ISO_E_IO. A failed
- * handshake closes the connection. With insecure set, the last error says so on success.
- * Thread rules: no other call in progress on the handle.
+ * The largest plaintext of one TLS record we send: 0 (the default) sizes records so that each
+ * fits one DT of the negotiated TPDU; 32 to 16384 allows larger records, which then span
+ * several DTs of their TSDU (not every PLC is known to accept that). Either way no DT
+ * exceeds the negotiated TPDU size. Errors: ISO_E_INVALID (NULL, out of range).
  */
-ISO_API
-int32_t iso_start_tls(iso_conn *conn,
-                      const iso_tls_config *cfg,
-                      uint32_t timeout_ms);
+ISO_API int32_t iso_tls_config_set_max_record_size(iso_tls_config *cfg, uint32_t bytes);
 
 /**
- * 1 when TLS is started on the handle's current connection, 0 otherwise; ISO_E_INVALID for
- * NULL. Thread-safe.
+ * Runs the TLS handshake on a connected handle within `timeout_ms`: the client role on a
+ * handle `iso_connect` connected, the server role on one `iso_accept` returned (which needs
+ * the identity files, and with a CA file or pin set requires a client certificate). The config
+ * is copied. From then on `iso_send`, `iso_recv`, `iso_poll` and `iso_queue_send` carry TLS,
+ * and `iso_disconnect`/`iso_destroy` send a close_notify first (best effort, at most ~100 ms).
+ * Errors: ISO_E_INVALID (NULL; no CA file, pin or insecure set; unreadable files; TLS already
+ * started; a library built without TLS), ISO_E_STATE (not connected), ISO_E_TIMEOUT,
+ * ISO_E_TLS (handshake failed, certificate rejected, an alert from the peer: the last error
+ * says which, in words), ISO_E_CLOSED, ISO_E_IO. A failed handshake closes the connection.
+ * A client without a certificate that a server asked for waits up to 150 ms after its side of
+ * the handshake for the server's verdict. With insecure set, the last error says so on
+ * success.
+ * Thread rules: no other call in progress on the handle.
+ */
+ISO_API int32_t iso_start_tls(iso_conn *conn, const iso_tls_config *cfg, uint32_t timeout_ms);
+
+/**
+ * 1 when TLS is started on the handle's current connection, 0 otherwise (also after a TLS
+ * failure closed it, and always in a library built without TLS); ISO_E_INVALID for NULL.
+ * Thread-safe.
  */
 ISO_API int32_t iso_tls_active(const iso_conn *conn);
 
 /**
  * Keying material from the TLS exporter (RFC 5705, RFC 8446 §7.5) into `out` (1 to 255
  * bytes): `label`, and `context` (NULL with `context_len` 0: no context, as S7CommPlus uses).
- * Errors: ISO_E_INVALID (NULL, bad length, TLS not started), ISO_E_TLS.
+ * Errors: ISO_E_INVALID (NULL, bad length), ISO_E_STATE (TLS not started), ISO_E_TLS.
  */
 ISO_API
 int32_t iso_tls_export_keying_material(const iso_conn *conn,
@@ -808,7 +838,7 @@ int32_t iso_tls_export_keying_material(const iso_conn *conn,
 /**
  * The peer's certificate (DER) into `buf` (capacity `cap`); `*out_needed` gets its size.
  * `buf` NULL with `cap` 0 asks for the size (ISO_E_BUFFER_TOO_SMALL).
- * Errors: ISO_E_INVALID (NULL out_needed, TLS not started, no certificate),
+ * Errors: ISO_E_INVALID (NULL out_needed, no certificate), ISO_E_STATE (TLS not started),
  * ISO_E_BUFFER_TOO_SMALL.
  */
 ISO_API

@@ -386,6 +386,11 @@ public:
     TlsConfig &set_keylog_file(const std::string &path) {
         return set(iso_tls_config_set_keylog_file, "iso_tls_config_set_keylog_file", path.c_str());
     }
+    /** The largest TLS record in bytes; 0 (the default) sizes each record to fill one DT of
+     *  the negotiated TPDU, larger records are split over several DTs of one message. */
+    TlsConfig &set_max_record_size(std::uint32_t bytes) {
+        return set(iso_tls_config_set_max_record_size, "iso_tls_config_set_max_record_size", bytes);
+    }
 
 private:
     /** Runs one iso_tls_config_set_* function; a new setter is one line calling this. */

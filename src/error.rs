@@ -116,6 +116,8 @@ pub enum StateKind {
     Interrupted,
     /// The listener was shut down.
     ListenerShutDown,
+    /// A TLS query before TLS was started on the connection.
+    TlsNotStarted,
 }
 
 /// How far a failed connect got ([`Connection::last_connect_phase`](crate::net::Connection::last_connect_phase)):
@@ -145,6 +147,8 @@ pub enum PeerClose {
     },
     /// A DR or an ER during data transfer.
     Tpdu(PeerEnd),
+    /// The peer ended the TLS session with its close_notify alert (TCP may still be open).
+    CloseNotify,
 }
 
 /// Which limit a message crossed ([`Error::TooLarge`]).

@@ -2,136 +2,15 @@
 //! and certificates are made at test time with the `openssl` command.
 #![cfg(feature = "tls")]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
 use isotcp::net::tls::{TlsConfig, TlsSession, TLS1_2, TLS1_3};
-use isotcp::net::{Config, Connection, Listener};
 use isotcp::Error;
 
-const T: Duration = Duration::from_secs(10);
-
-struct Pki {
-    dir: PathBuf,
-    /// SHA-256 of the server certificate (DER).
-    pin: Vec<u8>,
-}
-
-impl Pki {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command (install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// A CA and a server certificate it signed, made once per test run.
-fn pki() -> &'static Pki {
-    static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("isotcp-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=isotcp test CA"];
-        ca.extend_from_slice(&ec);
-        ca.extend_from_slice(&["-keyout", "ca.key", "-out", "ca.pem"]);
-        ca.extend_from_slice(&["-addext", "basicConstraints=critical,CA:TRUE"]);
-        ca.extend_from_slice(&["-addext", "keyUsage=critical,keyCertSign"]);
-        openssl(&dir, &ca);
-        let mut req = vec!["req", "-new", "-subj", "/CN=plc"];
-        req.extend_from_slice(&ec);
-        req.extend_from_slice(&["-keyout", "server.key", "-out", "server.csr"]);
-        openssl(&dir, &req);
-        std::fs::write(
-            dir.join("ext.cnf"),
-            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:plc.example\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .unwrap();
-        openssl(
-            &dir,
-            &[
-                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem",
-            ],
-        );
-        let der = openssl(&dir, &["x509", "-in", "server.pem", "-outform", "DER"]);
-        std::fs::write(dir.join("server.der"), &der).unwrap();
-        let digest = openssl(&dir, &["dgst", "-sha256", "-binary", "server.der"]);
-        Pki { dir, pin: digest }
-    })
-}
-
-fn server_config() -> TlsConfig {
-    let p = pki();
-    let mut cfg = TlsConfig::new();
-    cfg.set_identity_files(p.path("server.pem"), p.path("server.key"));
-    cfg
-}
-
-/// A COTP connection pair over loopback with the given TPDU size: (client, server).
-fn pair(tpdu: u32) -> (Connection, Connection) {
-    let listener = Listener::bind(Some("127.0.0.1"), 0).unwrap();
-    // A 64 KiB message grows by its records' overhead: allow larger TSDUs.
-    listener
-        .configure(|c| c.transfer_mut().set_max_message(256 << 10))
-        .unwrap();
-    let port = listener.port();
-    let mut config = Config::new("127.0.0.1", port).unwrap();
-    config.set_tpdu_size(tpdu).unwrap();
-    config.transfer_mut().set_max_message(256 << 10).unwrap();
-    let client = Connection::new(config);
-    let accept = thread::spawn(move || listener.accept(T).unwrap());
-    client.connect(T).unwrap();
-    let server = accept.join().unwrap();
-    assert_eq!(client.tpdu_size().unwrap(), tpdu);
-    (client, server)
-}
-
-/// Both handshakes; the server runs on its own thread.
-fn start(
-    tpdu: u32,
-    client_cfg: TlsConfig,
-    server_cfg: TlsConfig,
-) -> (
-    Connection,
-    isotcp::Result<TlsSession>,
-    Connection,
-    isotcp::Result<TlsSession>,
-) {
-    let (client, server) = pair(tpdu);
-    let srv = thread::spawn(move || {
-        let s = TlsSession::server(&server, &server_cfg, T);
-        (server, s)
-    });
-    let c = TlsSession::client(&client, &client_cfg, T);
-    let (server, s) = srv.join().unwrap();
-    (client, c, server, s)
-}
-
-fn pinned() -> TlsConfig {
-    let mut cfg = TlsConfig::new();
-    cfg.set_pin_sha256(&pki().pin).unwrap();
-    cfg
-}
-
-fn message(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + len) as u8).collect()
-}
+mod tls_support;
+use tls_support::*;
 
 fn exchange(tpdu: u32, client_cfg: TlsConfig) {
     let (client, c, server, s) = start(tpdu, client_cfg, server_config());
@@ -330,42 +209,6 @@ fn garbage_instead_of_a_record_is_a_tls_error() {
     srv.join().unwrap();
 }
 
-/// A server driving rustls by hand, so the test decides how records are cut into TSDUs.
-fn raw_server(server: &Connection) -> rustls::ServerConnection {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let p = pki();
-    let certs = CertificateDer::pem_file_iter(p.path("server.pem"))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(p.path("server.key")).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let mut tls = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
-    let mut buf = vec![0u8; 70_000];
-    while tls.is_handshaking() {
-        if tls.wants_read() {
-            let n = server.recv(&mut buf, T).unwrap();
-            tls.read_tls(&mut &buf[..n]).unwrap();
-            tls.process_new_packets().unwrap();
-        }
-        let mut out = Vec::new();
-        while tls.wants_write() {
-            tls.write_tls(&mut out).unwrap();
-        }
-        if !out.is_empty() {
-            server.send(&out).unwrap();
-        }
-    }
-    tls
-}
-
 #[test]
 fn a_record_split_over_two_tsdus_is_one_message() {
     use std::io::Write;
@@ -532,8 +375,15 @@ mod c_api {
                 ISO_OK
             );
             assert_eq!(der, std::fs::read(pki().path("server.der")).unwrap());
-            // Queued sends would go out in clear: refused.
-            assert_eq!(iso_queue_send(c, b"x".as_ptr(), 1), ISO_E_INVALID);
+            // Queued sends carry TLS too.
+            assert_eq!(iso_queue_send(c, b"x".as_ptr(), 1), ISO_OK);
+            let mut one = [0u8; 8];
+            let mut n = 0;
+            assert_eq!(
+                iso_recv(s, one.as_mut_ptr(), one.len(), &mut n, 10_000),
+                ISO_OK
+            );
+            assert_eq!(&one[..n], b"x");
             assert_eq!(iso_disconnect(c), ISO_OK);
             assert_eq!(iso_tls_active(c), 0);
             iso_destroy(c);

@@ -47,6 +47,9 @@ type TLSConfig struct {
 	// KeyLogFile is a file each session appends its secrets to in the NSS key log format
 	// (Wireshark decrypts a capture with it); anyone who can read it can read the traffic.
 	KeyLogFile string
+	// MaxRecordSize is the largest TLS record in bytes; 0 (the default) sizes each record to
+	// fill one DT of the negotiated TPDU, larger records are split over several DTs.
+	MaxRecordSize uint32
 }
 
 // tlsSetting is one iso_tls_config_set_* call: applied when the field is set.
@@ -86,6 +89,9 @@ func (t *TLSConfig) settings() []tlsSetting {
 		}},
 		{"key log file", t.KeyLogFile != "", func(c *C.iso_tls_config) C.int32_t {
 			return withCString(t.KeyLogFile, func(s *C.char) C.int32_t { return C.iso_tls_config_set_keylog_file(c, s) })
+		}},
+		{"max record size", t.MaxRecordSize != 0, func(c *C.iso_tls_config) C.int32_t {
+			return C.iso_tls_config_set_max_record_size(c, C.uint32_t(t.MaxRecordSize))
 		}},
 	}
 }

@@ -69,6 +69,7 @@ pub(crate) fn hint(e: &Error) -> Option<&'static str> {
         StateKind::Interrupted => "iso_disconnect was called on this handle",
         StateKind::Passive => "accept a new connection with iso_accept",
         StateKind::ListenerShutDown => "destroy it with iso_listener_destroy",
+        StateKind::TlsNotStarted => "call iso_start_tls first",
         _ => return None,
     })
 }

@@ -12,7 +12,7 @@ use super::args::{bytes, bytes_mut, c_str, non_null, out_arg};
 use super::boundary::{with_handle, without_handle, Handle, HandleState};
 use super::codes::ISO_OK;
 use super::text::last_error_out;
-use crate::error::{ConnectPhase, Error};
+use crate::error::{ConnectPhase, Error, StateKind};
 use crate::net::{Config, Connection, Keepalive, UserTimeout};
 use crate::proto::tsap::{self, S7Route, Tsap};
 
@@ -145,6 +145,16 @@ impl iso_conn {
         #[cfg(feature = "tls")]
         self.tls.lock().take();
     }
+
+    /// Sends our close_notify on the current connection if TLS runs on it (best effort, within
+    /// a short bound). The session stays in place until the connection is closed, so a send
+    /// from another thread meanwhile still goes out encrypted, never in clear.
+    fn close_tls(&self) {
+        #[cfg(feature = "tls")]
+        if let Some(session) = self.tls_session() {
+            session.close(&self.inner);
+        }
+    }
 }
 
 impl Handle for iso_conn {
@@ -196,7 +206,8 @@ pub unsafe extern "C" fn iso_create(
     })
 }
 
-/// Closes the connection (if any) and frees the handle. NULL is a no-op.
+/// Closes the connection (if any; with TLS, after a best-effort close_notify) and frees the
+/// handle. NULL is a no-op.
 /// Thread rules: must be the last call on the handle; no other call may be in progress on it.
 #[no_mangle]
 pub unsafe extern "C" fn iso_destroy(conn: *mut iso_conn) {
@@ -206,7 +217,9 @@ pub unsafe extern "C" fn iso_destroy(conn: *mut iso_conn) {
     let _ = without_handle(|| {
         // SAFETY: not NULL, so a handle from `iso_create` or `iso_accept` (both made by
         // `Box::into_raw`) that no other call uses any more, as this function requires.
-        drop(unsafe { Box::from_raw(conn) });
+        let conn = unsafe { Box::from_raw(conn) };
+        conn.close_tls();
+        drop(conn);
         Ok(ISO_OK)
     });
 }
@@ -524,8 +537,19 @@ pub unsafe extern "C" fn iso_get_connect_phase(conn: *const iso_conn, out: *mut 
 pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
-        c.end_tls();
-        c.inner.connect(ms(timeout_ms)).map(|()| ISO_OK)
+        let result = c.inner.connect(ms(timeout_ms));
+        // A refused call leaves the current connection, and its TLS, as they were; otherwise
+        // the TLS session belonged to a connection that is gone now.
+        if !matches!(
+            result,
+            Err(Error::State {
+                kind: StateKind::AlreadyConnected | StateKind::ConnectInProgress,
+                ..
+            })
+        ) {
+            c.end_tls();
+        }
+        result.map(|()| ISO_OK)
     })
 }
 
@@ -534,7 +558,10 @@ pub unsafe extern "C" fn iso_connect(conn: *mut iso_conn, timeout_ms: u32) -> i3
 /// Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE (not connected),
 /// ISO_E_TOO_LARGE (above the maximum message), ISO_E_TIMEOUT (nothing sent: the connection is
 /// intact; part sent: the connection is closed, since the peer would see half a message),
-/// ISO_E_CLOSED, ISO_E_IO.
+/// ISO_E_CLOSED, ISO_E_IO. After `iso_start_tls` the message is encrypted and its records go
+/// out as one TSDU; the maximum message then applies to the records (22 to 29 bytes more per
+/// record), and a send that fails after encrypting closes the connection (ISO_E_TLS,
+/// ISO_E_TIMEOUT): the records' sequence numbers are spent.
 /// Thread rules: may run while another thread is in `iso_recv`/`iso_poll`; concurrent
 /// `iso_send` calls on one handle are serialised.
 #[no_mangle]
@@ -555,12 +582,18 @@ pub unsafe extern "C" fn iso_send(conn: *mut iso_conn, data: *const u8, len: usi
 /// Waits up to `timeout_ms` for a whole message. Returns 1 when one is ready (the next
 /// `iso_recv` returns it at once), 0 when none completed within the timeout (bytes of a partial
 /// message stay buffered), or a negative error: ISO_E_STATE, ISO_E_CLOSED (the peer closed and
-/// no whole message is buffered), ISO_E_PROTOCOL, ISO_E_TOO_LARGE, ISO_E_IO.
+/// no whole message is buffered), ISO_E_PROTOCOL, ISO_E_TOO_LARGE, ISO_E_IO, ISO_E_TLS.
+/// With TLS it looks through TLS: 1 only when plaintext is ready; TSDUs holding only TLS
+/// handshake records or part of a record are read and kept but are not a message.
 /// Thread rules: as `iso_recv`.
 #[no_mangle]
 pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = c.tls_session() {
+            return tls.poll(&c.inner, ms(timeout_ms)).map(i32::from);
+        }
         c.inner.poll(ms(timeout_ms)).map(i32::from)
     })
 }
@@ -574,6 +607,9 @@ pub unsafe extern "C" fn iso_poll(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
 /// ISO_E_BUFFER_TOO_SMALL: `*out_len` is the size needed and the message stays queued;
 /// ISO_E_CLOSED (peer closed, reset, or sent DR/ER, after any buffered messages were read);
 /// ISO_E_PROTOCOL and ISO_E_TOO_LARGE (the connection is closed), ISO_E_IO.
+/// After `iso_start_tls` it returns the plaintext of one TSDU (reading on while a record spans
+/// TSDUs); ISO_E_TLS for a bad record or an alert (the connection is closed); ISO_E_CLOSED,
+/// "the peer ended the TLS session (close_notify)", after the data that came before it.
 /// Thread rules: may run while another thread is in `iso_send`; `iso_disconnect` from another
 /// thread makes it return ISO_E_STATE promptly. Two concurrent receivers are serialised.
 #[no_mangle]
@@ -630,14 +666,16 @@ pub unsafe extern "C" fn iso_check_connection(conn: *mut iso_conn) -> i32 {
     })
 }
 
-/// Closes the connection (without DR: class 0 releases by closing TCP) and wakes any thread
-/// blocked in `iso_recv`, `iso_poll` or `iso_send` on it; an `iso_connect` waiting for the CC
-/// ends too (ISO_E_STATE). Not connected: ISO_OK. The handle keeps
+/// Closes the connection (without DR: class 0 releases by closing TCP; with TLS, after a
+/// close_notify sent best effort within ~100 ms and skipped while another thread is in the
+/// middle of a send) and wakes any thread blocked in `iso_recv`, `iso_poll` or `iso_send` on
+/// it; an `iso_connect` waiting for the CC ends too (ISO_E_STATE). Not connected: ISO_OK. The handle keeps
 /// its settings and may connect again. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        c.close_tls();
         c.inner.disconnect();
         c.end_tls();
         Ok(ISO_OK)
@@ -655,8 +693,10 @@ pub unsafe extern "C" fn iso_disconnect(conn: *mut iso_conn) -> i32 {
 pub unsafe extern "C" fn iso_reconnect(conn: *mut iso_conn, timeout_ms: u32) -> i32 {
     // SAFETY: `conn` is NULL or a live handle (the header's pointer contract).
     with_handle(unsafe { conn.as_ref() }, "conn", false, |c| {
+        c.close_tls();
+        let result = c.inner.reconnect(ms(timeout_ms));
         c.end_tls();
-        c.inner.reconnect(ms(timeout_ms)).map(|()| ISO_OK)
+        result.map(|()| ISO_OK)
     })
 }
 

@@ -18,6 +18,5 @@ pub mod listener;
 pub mod queue;
 pub mod snap7;
 mod text;
-#[cfg(feature = "tls")]
 pub mod tls;
 pub mod trace;

@@ -16,8 +16,10 @@ use super::conn::{configure, iso_conn, ms};
 /// (`iso_set_max_queued`).
 /// Errors: ISO_E_INVALID (NULL data, len 0 or above PTRDIFF_MAX), ISO_E_STATE, ISO_E_TOO_LARGE
 /// (above the maximum message), ISO_E_WOULD_BLOCK (the queue is full: nothing of this message
-/// was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO; ISO_E_INVALID
-/// after `iso_start_tls` (queued sends do not carry TLS yet).
+/// was queued; wait for writability and call `iso_flush`), ISO_E_CLOSED, ISO_E_IO, ISO_E_TLS.
+/// After `iso_start_tls` the message is encrypted as by `iso_send` (its records one per DT
+/// by default) and queued in order with every other send; a full queue is found before
+/// anything is encrypted, so ISO_E_WOULD_BLOCK loses nothing.
 /// Thread rules: as `iso_send`, with which it is serialised.
 #[no_mangle]
 pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, len: usize) -> i32 {
@@ -27,11 +29,8 @@ pub unsafe extern "C" fn iso_queue_send(conn: *mut iso_conn, data: *const u8, le
         // SAFETY: `data` is valid for `len` bytes (the header's pointer contract).
         let data = unsafe { bytes(data, len, "data") }?;
         #[cfg(feature = "tls")]
-        if c.tls_session().is_some() {
-            return Err(crate::error::Error::Invalid(
-                "iso_queue_send does not carry TLS yet (it would send in clear): use iso_send"
-                    .into(),
-            ));
+        if let Some(tls) = c.tls_session() {
+            return tls.queue_send(&c.inner, data).map(|()| ISO_OK);
         }
         c.inner.queue_send(data).map(|()| ISO_OK)
     })

@@ -595,6 +595,69 @@ impl Connection {
         }
     }
 
+    /// Whether [`Connection::queue_send`] would take a message of `len` bytes now: it writes
+    /// what the socket takes of the queue without waiting, then checks the queue limit. Lets a
+    /// caller that must not waste the message (TLS seals records with sequence numbers) find
+    /// out before making it; fails with WouldBlock as `queue_send` would.
+    pub fn queue_would_accept(&self, len: usize) -> Result<()> {
+        let live = self.live()?;
+        if len > live.limits.max_message {
+            return Err(Error::TooLarge(Limit::Send {
+                len,
+                max: live.limits.max_message,
+            }));
+        }
+        let mut out = live.out.lock();
+        match out.flush(&live.sock, &Deadline::after_ms(0), &live.stop, None) {
+            Ok(()) | Err(WriteError::Deadline { .. }) => {}
+            Err(WriteError::Io { error, .. }) => {
+                return Err(self.write_failed(&live, error, "queued send"))
+            }
+        }
+        let encoded = segment::encoded_len(len, live.negotiated.tpdu_size);
+        if out.pending() > 0 && out.pending() + encoded > live.max_queued {
+            return Err(Error::WouldBlock(Cow::Owned(format!(
+                "send queue holds {} bytes and this message needs {encoded} more, above the limit of {}: wait until the socket is writable, then flush the queue",
+                out.pending(),
+                live.max_queued
+            ))));
+        }
+        Ok(())
+    }
+
+    /// Sends one message if that can be done within `bound` and without waiting for another
+    /// sender: for a last word before closing (a TLS close_notify), which must never hold up
+    /// the close. Nothing is sent when the queue holds a message half on the wire.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn send_best_effort(&self, message: &[u8], bound: Duration) {
+        let Ok(live) = self.live() else { return };
+        if live.peer_ended().is_some() {
+            return;
+        }
+        let deadline = Deadline::after(bound);
+        let Some(out) = live.out.try_lock_for(bound) else {
+            return;
+        };
+        if out.pending() > 0 || deadline.passed() {
+            return;
+        }
+        let tpdu = live.negotiated.tpdu_size;
+        if transmit::write_message(&live.sock, message, tpdu, &deadline, &live.stop, None).is_ok() {
+            self.trace_sent(&live, message);
+        }
+    }
+
+    /// Closes the connection because a layer above it failed (TLS); later calls get a state
+    /// error naming `why`.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn abandon(&self, why: &Error) {
+        let mut link = self.link.lock();
+        if let Some(live) = link.live.take() {
+            link.ended = Some(why.to_string());
+            let _ = live.sock.shutdown(Shutdown::Both);
+        }
+    }
+
     /// Writes queued bytes within `timeout`. Ok when nothing remains queued; bytes that do not
     /// go out stay queued, in order.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
@@ -810,6 +873,11 @@ impl Connection {
     /// What the CR/CC exchange settled, while connected.
     pub fn negotiated(&self) -> Result<Negotiated> {
         Ok(self.live()?.negotiated.clone())
+    }
+
+    /// The largest message (TSDU) this connection sends or receives, while connected.
+    pub fn max_message(&self) -> Result<usize> {
+        Ok(self.live()?.limits.max_message)
     }
 
     /// The negotiated TPDU size, in bytes, while connected.

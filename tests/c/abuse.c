@@ -444,6 +444,11 @@ static void null_pointers(void) {
         EXPECT(iso_tls_config_set_keylog_file(tc, "keys.log"), ISO_OK);
         EXPECT(iso_tls_config_set_keylog_file(tc, NULL), ISO_E_INVALID);
         cover("iso_tls_config_set_keylog_file");
+        EXPECT(iso_tls_config_set_max_record_size(NULL, 0), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_max_record_size(tc, 31), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_max_record_size(tc, 16385), ISO_E_INVALID);
+        EXPECT(iso_tls_config_set_max_record_size(tc, 0), ISO_OK);
+        cover("iso_tls_config_set_max_record_size");
         EXPECT(iso_start_tls(NULL, tc, 0), ISO_E_INVALID);
         EXPECT(iso_start_tls(c, NULL, 0), ISO_E_INVALID);
         EXPECT(iso_start_tls(c, tc, 0), ISO_E_STATE);
@@ -454,11 +459,11 @@ static void null_pointers(void) {
         EXPECT(iso_tls_export_keying_material(NULL, pin, 4, NULL, 0, buf, 32), ISO_E_INVALID);
         EXPECT(iso_tls_export_keying_material(c, NULL, 4, NULL, 0, buf, 32), ISO_E_INVALID);
         EXPECT(iso_tls_export_keying_material(c, pin, 4, NULL, 0, NULL, 32), ISO_E_INVALID);
-        EXPECT(iso_tls_export_keying_material(c, pin, 4, NULL, 0, buf, 32), ISO_E_INVALID);
+        EXPECT(iso_tls_export_keying_material(c, pin, 4, NULL, 0, buf, 32), ISO_E_STATE);
         cover("iso_tls_export_keying_material");
         EXPECT(iso_tls_peer_certificate(NULL, buf, sizeof buf, &n), ISO_E_INVALID);
         EXPECT(iso_tls_peer_certificate(c, buf, sizeof buf, NULL), ISO_E_INVALID);
-        EXPECT(iso_tls_peer_certificate(c, buf, sizeof buf, &n), ISO_E_INVALID);
+        EXPECT(iso_tls_peer_certificate(c, buf, sizeof buf, &n), ISO_E_STATE);
         cover("iso_tls_peer_certificate");
         iso_tls_config_destroy(NULL);
         iso_tls_config_destroy(tc);

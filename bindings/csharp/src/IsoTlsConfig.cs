@@ -83,6 +83,11 @@ namespace Isotcp
         /// Wireshark); anyone who can read it can read the traffic.</summary>
         public IsoTlsConfig SetKeylogFile(string path) { return Set(Native.iso_tls_config_set_keylog_file(H, Native.Utf8z(path))); }
 
+        /// <summary>The largest TLS record in bytes; 0 (the default) sizes each record to fill one
+        /// DT of the negotiated TPDU. Larger records are split over several DTs of one
+        /// message.</summary>
+        public IsoTlsConfig SetMaxRecordSize(uint bytes) { return Set(Native.iso_tls_config_set_max_record_size(H, bytes)); }
+
         /// <summary>Frees the configuration (sessions started with it keep their copy).</summary>
         public void Dispose()
         {

@@ -130,6 +130,9 @@ namespace Isotcp
         public static extern int iso_tls_config_set_keylog_file(IsoTlsConfigHandle cfg, byte[] path);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int iso_tls_config_set_max_record_size(IsoTlsConfigHandle cfg, uint bytes);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int iso_start_tls(IsoConnectionHandle conn, IsoTlsConfigHandle cfg, uint timeoutMs);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

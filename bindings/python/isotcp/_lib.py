@@ -205,6 +205,7 @@ _DECLARATIONS = [
     ("iso_tls_config_set_identity_files", c_int32, [c_void_p, c_char_p, c_char_p]),
     ("iso_tls_config_set_versions", c_int32, [c_void_p, c_uint16, c_uint16]),
     ("iso_tls_config_set_keylog_file", c_int32, [c_void_p, c_char_p]),
+    ("iso_tls_config_set_max_record_size", c_int32, [c_void_p, c_uint32]),
     ("iso_start_tls", c_int32, [ConnPtr, c_void_p, c_uint32]),
     ("iso_tls_active", c_int32, [ConnPtr]),
     (

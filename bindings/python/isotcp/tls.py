@@ -61,6 +61,7 @@ _OPTIONS = {
     "identity_files": ("iso_tls_config_set_identity_files", _pair(_path)),
     "versions": ("iso_tls_config_set_versions", _u16_pair),
     "keylog_file": ("iso_tls_config_set_keylog_file", _path),
+    "max_record_size": ("iso_tls_config_set_max_record_size", lambda v: (int(v),)),
 }
 
 
@@ -79,7 +80,9 @@ class TlsConfig:
       the server role, optional for a client;
     - ``versions``: (lowest, highest) of ``TLS1_2`` and ``TLS1_3`` (default both);
     - ``keylog_file``: a file each session appends its secrets to in the NSS key log format
-      (Wireshark decrypts a capture with it; anyone who can read it can read the traffic).
+      (Wireshark decrypts a capture with it; anyone who can read it can read the traffic);
+    - ``max_record_size``: the largest TLS record in bytes; 0 (the default) sizes each record
+      to fill one DT of the negotiated TPDU, larger records are split over several DTs.
 
     Files are read by ``start_tls``. A bad value raises ValueError with the library's reason.
     ``start_tls`` copies the settings: the object may be changed or closed afterwards.
