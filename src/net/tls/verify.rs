@@ -43,13 +43,34 @@ fn check_pin(
     if seen == pin[..] {
         Ok(())
     } else {
-        Err(rustls::Error::General(format!(
-            "certificate pin mismatch: expected SHA-256 {}, the peer's certificate has {}",
-            hex(pin),
-            hex(&seen)
+        // A certificate error (not a general one) so the peer is told bad_certificate.
+        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+            rustls::OtherError(Arc::new(PinMismatch {
+                expected: hex(pin),
+                seen: hex(&seen),
+            })),
         )))
     }
 }
+
+/// The peer's certificate is not the pinned one: both SHA-256 digests, in hex.
+#[derive(Debug)]
+struct PinMismatch {
+    expected: String,
+    seen: String,
+}
+
+impl std::fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "certificate pin mismatch: expected SHA-256 {}, the peer's certificate has {}",
+            self.expected, self.seen
+        )
+    }
+}
+
+impl std::error::Error for PinMismatch {}
 
 #[derive(Debug)]
 enum Check {

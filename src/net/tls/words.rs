@@ -102,6 +102,7 @@ pub fn certificate(c: &CertificateError) -> String {
         C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
             "it is not meant for this use (its extended key usage)".into()
         }
+        C::Other(other) => other.to_string(),
         other => format!("{other:?}"),
     }
 }
