@@ -45,6 +45,13 @@ fn pinned_round_trips_tpdu_1024() {
 }
 
 #[test]
+fn pinned_round_trips_tpdu_2048_4096_8192() {
+    for tpdu in [2048, 4096, 8192] {
+        exchange(tpdu, pinned());
+    }
+}
+
+#[test]
 fn ca_file_round_trips_tls12() {
     let mut cfg = TlsConfig::new();
     cfg.set_ca_file(pki().path("ca.pem"));
