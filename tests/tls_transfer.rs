@@ -554,3 +554,22 @@ fn a_key_update_from_the_peer_is_followed_both_ways() {
     c.send(&client, b"answer").unwrap();
     assert_eq!(srv.join().unwrap(), b"answer");
 }
+
+/// A message whose records exceed the maximum message is refused before anything is sealed:
+/// the session goes on, and the next message arrives intact (a refusal after sealing would
+/// spend record sequence numbers and desynchronise the peer).
+#[test]
+fn a_message_above_the_limit_is_refused_and_the_session_goes_on() {
+    let (client, c, server, s) = start(1024, pinned(), server_config());
+    let (c, s) = (c.unwrap(), s.unwrap());
+    // The pair allows 256 KiB; 256 KiB of plaintext takes 263 records, more on the wire.
+    match c.send(&client, &message(256 << 10)) {
+        Err(Error::TooLarge(_)) => {}
+        other => panic!("a 256 KiB message under a 256 KiB limit: {other:?}"),
+    }
+    let next = message(60_000);
+    c.send(&client, &next).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let n = s.recv(&server, &mut buf, T).unwrap();
+    assert_eq!(&buf[..n], &next[..], "the message after the refused one");
+}
