@@ -10,6 +10,8 @@ library only. Environment:
     BENCH_CLIENT_CPU / BENCH_PEER_CPU   CPU numbers for taskset (default 0 and 1)
     BENCH_RT=0         do not run the timed batches and the peers SCHED_FIFO (chrt -f 10)
     ISOTCP_VENV_PY3 / ISOTCP_VENV_NATIVE  pythons of the python-snap7 3.3.0 / 2.0.2 venvs
+    BENCH_SNAP7_KIT    the snap7 kit's libsnap7.so (default target/snap7-kit/libsnap7.so)
+    BENCH_SNAP7_KIT_ERROR  why benches/run could not build the kit (shown instead of its rows)
 
 Exit status: 0 when every program ran; 1 when a benchmark program failed (a crash, a wrong
 echo). A target that is missed is reported, never turned into a failure.
@@ -38,6 +40,9 @@ TLS_FLOOR = os.path.join(ROOT, "target", "release", "examples", "tls_floor")
 TLS_SIZES = (20, 4096, 65536)
 PYCLIENT = os.path.join(ROOT, "benches", "pyclient.py")
 S7SERVER = os.path.join(ROOT, "tests", "peers", "server.py")
+# The snap7 kit (snap7/build.sh): libsnap7.so with isotcp as the client's transport. benches/run
+# builds it and sets BENCH_SNAP7_KIT, or BENCH_SNAP7_KIT_ERROR when it could not.
+SNAP7_KIT = os.environ.get("BENCH_SNAP7_KIT") or os.path.join(ROOT, "target", "snap7-kit", "libsnap7.so")
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS") or (3 if QUICK else 9))
@@ -255,6 +260,17 @@ def find_libsnap7(native):
     return None
 
 
+def find_snap7_kit(libsnap7):
+    """(the kit's libsnap7.so, None), or (None, why its rows are not measured)."""
+    if os.environ.get("BENCH_SNAP7_KIT_ERROR"):
+        return None, os.environ["BENCH_SNAP7_KIT_ERROR"]
+    if not libsnap7:
+        return None, "the stock libsnap7.so and the native snap7 server (python-snap7 2.0.2 venv) were not found"
+    if not os.path.isfile(SNAP7_KIT):
+        return None, f"{os.path.relpath(SNAP7_KIT, ROOT)} not found (`bash snap7/build.sh` builds it)"
+    return SNAP7_KIT, None
+
+
 # ------------------------------------------------------------------------------------------
 # the timed workloads
 
@@ -292,7 +308,8 @@ def ratio(a, b):
     return a / b if a and b else None
 
 
-def build_rows(ports, libsnap7, py3):
+def build_rows(ports, libsnap7, py3, kit=None):
+    """The timed rows; kit is the snap7 kit's libsnap7.so (its rows need libsnap7 too)."""
     rows = []
     seq, same, multi, s7 = ports["seq"], ports["same"], ports["multi"], ports.get("s7")
     c = lambda *a: pinned(CLIENT_CPU, [CLIENT] + [str(x) for x in a], rt=True)  # noqa: E731
@@ -364,6 +381,14 @@ def build_rows(ports, libsnap7, py3):
                 ("raw", c("s7connect", "raw", "--port", s7, "--iters", n(1000), "--warmup", 20))]
         rows.append(Row("s7", "S7 connect: TCP + CR/CC + setup communication + close", "us_per_op", True, cont, None,
                         "us"))
+        # One program, one snap7 above the transport: only the library loaded differs.
+        for key, where in (("s7", "native snap7 server"), ("s7same", f"client and server both on CPU {CLIENT_CPU}")):
+            if kit and ports.get(key):
+                cont = [("stock", c("s7read", "snap7", "--port", ports[key], "--lib", libsnap7, "--iters", n(300),
+                                    "--warmup", 20)),
+                        ("kit", c("s7read", "snap7", "--port", ports[key], "--lib", kit, "--iters", n(2000),
+                                  "--warmup", 100))]
+                rows.append(Row("kit", f"Cli_DBRead of 4 bytes (DB1), {where}", "us_per_op", True, cont, None, "us"))
     tls = ports.get("tls")
     if tls:
         floor = lambda *a: pinned(CLIENT_CPU, [TLS_FLOOR] + [str(x) for x in a], rt=True)  # noqa: E731
@@ -612,7 +637,7 @@ def per_op(counter, make_argv, n1, n2):
     return {k: v for k, v in d.items() if abs(v) >= 0.005 or k == "total"}
 
 
-def measure_syscalls(ports, s7, libsnap7, py3):
+def measure_syscalls(ports, s7, libsnap7, py3, kit=None):
     seq, multi = ports["seq"], ports["multi"]
     cases = []
 
@@ -643,6 +668,9 @@ def measure_syscalls(ports, s7, libsnap7, py3):
         for name, arg in (("raw", "raw"), ("isotcp", "iso"), ("snap7", "snap7")):
             cases.append(("S7 read of 4 bytes", name, cc("s7read", arg, "--port", s7, "--lib", libsnap7 or "-"),
                           20 if arg == "snap7" else 200, 220 if arg == "snap7" else 2200, 1))
+        if kit:
+            cases.append(("S7 read of 4 bytes", "snap7 kit", cc("s7read", "snap7", "--port", s7, "--lib", kit),
+                          200, 2200, 1))
     out = []
     have_strace = shutil.which("strace") is not None
     for label, name, make, n1, n2, div in cases:
@@ -1058,6 +1086,33 @@ def section_s7(groups):
     return L, verdicts
 
 
+def section_snap7_kit(groups, info):
+    """The kit's rows, or why they were not measured; no target."""
+    L = ["## The snap7 kit: stock libsnap7.so against the kit's", ""]
+    rows = groups.get("kit")
+    if not rows:
+        L.append("Not measured in this run: " + (info.get("snap7_kit_missing") or "the native snap7 server did not run")
+                 + ".")
+        L.append("")
+        return L, []
+    L.append("Microseconds per `Cli_DBRead` of 4 bytes of DB1. One program (`client s7read snap7`, "
+             "benches/client.c) calls snap7's C API (`Cli_Create`, `Cli_SetParam`, `Cli_ConnectTo`, `Cli_DBRead`, "
+             "`Cli_Disconnect`, `Cli_Destroy`) from the library it loads with `dlopen`: once the stock libsnap7.so "
+             "of python-snap7 2.0.2, once the kit's (`snap7/build.sh`: snap7 1.4.2 with isotcp as the client's "
+             "transport, linked with the release libisotcp.a); the same native snap7 server, the same placement. "
+             "Everything above the transport is the same snap7 code.")
+    L.append("")
+    L.append("| workload | stock libsnap7.so | snap7 kit | stock/kit | per-round stock/kit | "
+             "client CPU µs stock / kit |")
+    L.append("|---|---|---|---|---|---|")
+    for row in rows:
+        s, k = row.median("stock"), row.median("kit")
+        L.append(f"| {row.label} | {fmt(s)} | {fmt(k)} | {fmt(ratio(s, k))}x | "
+                 f"{round_ratio_range(row, 'stock', 'kit')} | {row.cpu_text('stock', 'kit')} |")
+    L.append("")
+    return L, []
+
+
 def section_costs(allocs, sysc, instr, top, idle):
     """## Costs per message, made of four subsections."""
     L, verdicts = ["## Costs per message", ""], []
@@ -1194,7 +1249,7 @@ def report(info, rows, idle, allocs, sysc, instr, top, wire, elapsed, tls=None):
         groups.setdefault(row.group, []).append(row)
     measured = [section_round_trips(groups), section_streaming(groups), section_pipelining(groups),
                 section_many_connections(groups), section_connection_setup(groups), section_tls(groups, tls),
-                section_s7(groups),
+                section_s7(groups), section_snap7_kit(groups, info),
                 section_costs(allocs, sysc, instr, top, idle)]
     verdicts = [v for _, section_verdicts in measured for v in section_verdicts]
     L = section_title(info, elapsed) + section_machine(info) + section_targets(verdicts, failures)
@@ -1218,6 +1273,7 @@ def main():
             return 2
     py3, native = find_venvs()
     libsnap7 = find_libsnap7(native)
+    kit, kit_missing = find_snap7_kit(libsnap7)
     info = machine(py3, native)
     log(f"bench: {info['cpu']}, {info['cores']} cores, {info['kernel']}; {ROUNDS} rounds"
         f"{' (quick)' if QUICK else ''}; client CPU {CLIENT_CPU}, peer CPU {PEER_CPU}"
@@ -1226,6 +1282,8 @@ def main():
         log("bench: python-snap7 3.3.0 venv not found: its rows are left out")
     if not libsnap7:
         log("bench: python-snap7 2.0.2 venv (native snap7) not found: the S7 rows are left out")
+    if kit_missing:
+        log(f"bench: the snap7 kit's rows are not measured: {kit_missing}")
 
     log("wire check: raw and isotcp bytes")
     wire = wire_check()
@@ -1269,13 +1327,17 @@ def main():
             except RuntimeError as e:
                 failures.append(str(e))
                 log(f"bench: {e}: the TLS rows are left out")
-        rows = build_rows(ports, libsnap7, py3)
+        if kit and "s7" not in ports:
+            kit, kit_missing = None, "the native snap7 server did not start"
+        if kit_missing:
+            info["snap7_kit_missing"] = kit_missing
+        rows = build_rows(ports, libsnap7, py3, kit)
         log(f"timed workloads: {len(rows)} rows, {ROUNDS} rounds")
         run_rounds(rows)
         log("heap allocations per message")
         allocs = measure_allocs(ports, ports.get("s7"))
         log("system calls per operation")
-        sysc = measure_syscalls(ports, ports.get("s7"), libsnap7, py3)
+        sysc = measure_syscalls(ports, ports.get("s7"), libsnap7, py3, kit)
         log("instructions per operation (callgrind)")
         instr, top = measure_instructions(ports)
         log("TLS: heap allocations and instructions per round trip")

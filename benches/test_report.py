@@ -8,12 +8,13 @@ measurements. Needs nothing but python3; runs nothing:
 
 benches/report-test/measurements.json holds what report() received in one BENCH_QUICK=1 run,
 with the rows reduced to their rounds and CPU times (labels and targets come from
-build_rows(), samples from the rounds). Two renderings are compared:
+build_rows(), samples from the rounds); the snap7 kit's rows and its system-call count come
+from a later quick run, when the kit had its rows. Two renderings are compared:
     full.md     the run as measured;
     reduced.md  the same numbers with what a run can lack taken away (no python-snap7 venvs,
                 no strace, no callgrind_annotate, no SCHED_FIFO, failed programs, a wire
-                difference, no openssl for the TLS rows) and a full run's settings, so that the report's other branches
-                are covered too.
+                difference, no openssl for the TLS rows, a snap7 kit that could not be built)
+                and a full run's settings, so that the report's other branches are covered too.
 """
 import copy
 import difflib
@@ -30,6 +31,7 @@ DATA = os.path.join(HERE, "report-test")
 PORTS = {"seq": 1, "same": 2, "multi": 3, "s7": 4, "s7same": 5,
          "tls": {"cotp": 6, "tcp": {20: 7, 4096: 8, 65536: 9}, "pin": "00" * 32}}
 LIBSNAP7 = "libsnap7.so"
+SNAP7_KIT = "target/snap7-kit/libsnap7.so"
 PY3 = "python3"
 
 
@@ -40,10 +42,10 @@ def settle(settings, failures):
     bench.failures[:] = failures
 
 
-def make_rows(measured, libsnap7, py3, ports=PORTS):
+def make_rows(measured, libsnap7, py3, ports=PORTS, kit=None):
     """build_rows()'s rows for these peers, with the measured rounds and CPU times."""
     by_key = {(m["group"], m["label"]): m for m in measured}
-    rows = bench.build_rows(ports, libsnap7, py3)
+    rows = bench.build_rows(ports, libsnap7, py3, kit)
     for row in rows:
         m = by_key.get((row.group, row.label))
         if m is None:
@@ -58,7 +60,7 @@ def make_rows(measured, libsnap7, py3, ports=PORTS):
 
 def full(d):
     settle(d["settings"], [])
-    rows = make_rows(d["rows"], LIBSNAP7, PY3)
+    rows = make_rows(d["rows"], LIBSNAP7, PY3, kit=SNAP7_KIT)
     if len(rows) != len(d["rows"]):
         sys.exit(f"test_report: build_rows() makes {len(rows)} rows, measurements.json has {len(d['rows'])}")
     return bench.report(d["info"], rows, d["idle"], d["allocs"], d["syscalls"], d["instructions"], d["top"],
@@ -70,6 +72,8 @@ def reduced(d):
     settle(dict(d["settings"], QUICK=False, ROUNDS=9, RT=False, IDLE_CONNS=10000),
            ["stream 64 KiB messages, TPDU 8192 isotcp: exit 134: thread 'main' panicked",
             "idle isotcp: timed out after 300 s"])
+    # A kit that benches/run could not build: its section says why.
+    d["info"]["snap7_kit_missing"] = "snap7/build.sh failed: no C++ compiler (g++); .ci/setup-snap7 installs g++"
     # No openssl: no TLS peers, no TLS rows.
     rows = make_rows(d["rows"], None, None, {k: v for k, v in PORTS.items() if k != "tls"})
     stream8k = next(r for r in rows if r.group == "stream" and "8192" in r.label)
