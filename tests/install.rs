@@ -17,11 +17,11 @@
 
 mod common;
 
-use common::process::{output_within as run_limited, text};
+use common::process::{output_within as run_limited, run_ok, target_dir, text};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -78,30 +78,8 @@ fn tools_present() -> bool {
     false
 }
 
-/// Runs `cmd`, which must succeed within `limit`; returns its output.
-fn run_ok(cmd: &mut Command, limit: Duration) -> Output {
-    let shown = format!("{cmd:?}");
-    let out = run_limited(cmd, limit);
-    assert!(
-        out.status.success(),
-        "{shown} failed ({}):\n{}",
-        out.status,
-        text(&out)
-    );
-    out
-}
-
 fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8(run_ok(cmd, Duration::from_secs(60)).stdout).expect("UTF-8 output")
-}
-
-/// `<target>`: the test binary is `<target>/<profile>/deps/<name>`.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.ancestors()
-        .nth(3)
-        .expect("<target>/<profile>/deps/<test>")
-        .to_path_buf()
 }
 
 /// A make command for the top-level GNUmakefile, with this test's target directory.

@@ -27,13 +27,13 @@
 
 mod common;
 
-use common::process::{output_within, text};
+use common::process::{output_within, run_ok, target_dir, text};
 use common::py3_server::{self, Py3Server, DB1_FIRST_16_HEX};
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -57,27 +57,6 @@ fn runs(tool: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// `<target>`: the test binary is `<target>/<profile>/deps/<name>`.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.ancestors()
-        .nth(3)
-        .expect("<target>/<profile>/deps/<test>")
-        .to_path_buf()
-}
-
-fn run_ok(cmd: &mut Command, limit: Duration) -> Output {
-    let shown = format!("{cmd:?}");
-    let out = output_within(cmd, limit);
-    assert!(
-        out.status.success(),
-        "{shown} failed ({}):\n{}",
-        out.status,
-        text(&out)
-    );
-    out
 }
 
 fn read(path: &Path) -> String {

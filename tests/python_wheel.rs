@@ -30,7 +30,7 @@
 
 mod common;
 
-use common::process::run_limited;
+use common::process::{run_limited, target_dir};
 
 use std::fs;
 use std::io::Write;
@@ -69,15 +69,6 @@ fn required() -> bool {
 /// Writes past the test harness's output capture, so SKIP lines show in a plain `cargo test`.
 fn note(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-/// The target directory: the test binary is `<target>/<profile>/deps/<test>`.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.ancestors()
-        .nth(3)
-        .expect("<target>/<profile>/deps/<test>")
-        .to_path_buf()
 }
 
 /// The python that makes the venv: ISOTCP_PYTHON, else /usr/bin/python3, else python3.

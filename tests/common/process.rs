@@ -93,3 +93,26 @@ pub fn text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Runs `cmd`, which must succeed within `limit`; returns its output. A failure shows the
+/// command, its exit status and everything it printed.
+pub fn run_ok(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let shown = format!("{cmd:?}");
+    let out = output_within(cmd, limit);
+    assert!(
+        out.status.success(),
+        "{shown} failed ({}):\n{}",
+        out.status,
+        text(&out)
+    );
+    out
+}
+
+/// Cargo's target directory, from the running test binary (`<target>/<profile>/deps/<name>`).
+pub fn target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.ancestors()
+        .nth(3)
+        .expect("<target>/<profile>/deps/<test>")
+        .to_path_buf()
+}
