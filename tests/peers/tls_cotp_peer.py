@@ -185,7 +185,11 @@ class Tls:
             plain = bytearray()
             try:
                 while True:
-                    plain += self.obj.read(1 << 17)
+                    chunk = self.obj.read(1 << 17)
+                    if not chunk:
+                        # SSLObject.read returns b"" once the peer's close_notify is in.
+                        return bytes(plain)
+                    plain += chunk
             except ssl.SSLWantReadError:
                 pass
             except ssl.SSLZeroReturnError:
@@ -437,7 +441,11 @@ def connect(args):
             tls.inb.write(cotp.recv_tsdu())
             try:
                 while True:
-                    echo += tls.obj.read(1 << 17)
+                    chunk = tls.obj.read(1 << 17)
+                    if not chunk:
+                        print(f"CLOSED size={size} got={len(echo)}", flush=True)
+                        return 1
+                    echo += chunk
             except ssl.SSLWantReadError:
                 pass
         if bytes(echo) != message:

@@ -155,11 +155,15 @@ class Session:
             plain = bytearray()
             while True:
                 try:
-                    plain += self.tls.read(1 << 20)
+                    chunk = self.tls.read(1 << 20)
                 except ssl.SSLWantReadError:
                     break
                 except ssl.SSLZeroReturnError:
                     raise EOFError("close_notify")
+                if not chunk:
+                    # SSLObject.read returns b"" once the peer's close_notify is in.
+                    raise EOFError("close_notify")
+                plain += chunk
             self.flush()
             if plain:
                 return bytes(plain)
