@@ -507,7 +507,17 @@ impl Connection {
     /// by `queue_send`, within the send timeout.
     pub fn send(&self, message: &[u8]) -> Result<()> {
         let live = self.sendable(message)?;
-        self.send_on(&live, message)?;
+        self.send_on(&live, message, &Deadline::after(live.send_timeout))?;
+        self.trace_sent(&live, message);
+        Ok(())
+    }
+
+    /// As [`send`](Self::send), within `deadline` instead of the send timeout: for a step of a
+    /// longer operation whose own deadline covers it (a TLS handshake's flights).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn send_by(&self, message: &[u8], deadline: &Deadline) -> Result<()> {
+        let live = self.sendable(message)?;
+        self.send_on(&live, message, deadline)?;
         self.trace_sent(&live, message);
         Ok(())
     }
@@ -518,10 +528,9 @@ impl Connection {
         }
     }
 
-    fn send_on(&self, live: &Arc<Live>, message: &[u8]) -> Result<()> {
+    fn send_on(&self, live: &Arc<Live>, message: &[u8], deadline: &Deadline) -> Result<()> {
         let mut out = live.out.lock();
-        let deadline = Deadline::after(live.send_timeout);
-        match out.flush(&live.sock, &deadline, &live.stop, Some(&live.send_armed)) {
+        match out.flush(&live.sock, deadline, &live.stop, Some(&live.send_armed)) {
             Ok(()) => {}
             Err(_) if !self.is_current(live) => return Err(Self::disconnected_meanwhile()),
             Err(WriteError::Deadline { .. }) => {
@@ -535,7 +544,7 @@ impl Connection {
             &live.sock,
             message,
             live.negotiated.tpdu_size,
-            &deadline,
+            deadline,
             &live.stop,
             Some(&live.send_armed),
         ) {

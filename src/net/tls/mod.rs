@@ -184,7 +184,7 @@ impl TlsSession {
     ) -> Result<()> {
         let mut rx = self.rx.lock();
         loop {
-            self.flush_tls(conn)?;
+            self.flush_tls(conn, deadline)?;
             let Asked {
                 for_identity,
                 have_one,
@@ -216,8 +216,9 @@ impl TlsSession {
         Ok(())
     }
 
-    /// Sends whatever rustls has to send as one TSDU.
-    fn flush_tls(&self, conn: &Connection) -> Result<()> {
+    /// Sends what rustls has to send (a handshake flight) as one TSDU within the handshake's
+    /// deadline: the caller's timeout covers the whole handshake, its sends included.
+    fn flush_tls(&self, conn: &Connection, deadline: &Deadline) -> Result<()> {
         let mut out = self.tx.lock();
         out.clear();
         {
@@ -230,7 +231,7 @@ impl TlsSession {
         if out.is_empty() {
             return Ok(());
         }
-        conn.send(&out)
+        conn.send_by(&out, deadline)
     }
 
     /// Receives one TSDU and feeds it to rustls; decrypted plaintext goes to `rx.plain`. A TLS
