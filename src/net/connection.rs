@@ -576,21 +576,8 @@ impl Connection {
         let mut out = live.out.lock();
         let now = Deadline::after_ms(0);
         let tpdu = live.negotiated.tpdu_size;
-        match out.flush(&live.sock, &now, &live.stop, None) {
-            Ok(()) | Err(WriteError::Deadline { .. }) => {}
-            Err(WriteError::Io { error, .. }) => {
-                return Err(self.write_failed(live, error, "queued send"))
-            }
-        }
+        self.make_queue_room(live, &mut out, message.len())?;
         if out.pending() > 0 {
-            let encoded = segment::encoded_len(message.len(), tpdu);
-            if out.pending() + encoded > live.max_queued {
-                return Err(Error::WouldBlock(Cow::Owned(format!(
-                    "send queue holds {} bytes and this message needs {encoded} more, above the limit of {}: wait until the socket is writable, then flush the queue",
-                    out.pending(),
-                    live.max_queued
-                ))));
-            }
             out.push_message(message, tpdu, 0);
             return Ok(());
         }
@@ -617,10 +604,17 @@ impl Connection {
             }));
         }
         let mut out = live.out.lock();
+        self.make_queue_room(&live, &mut out, len)
+    }
+
+    /// Writes what the socket takes of the queue without waiting, then checks that a message
+    /// of `len` bytes fits the queue's limit (an empty queue takes any message):
+    /// WouldBlock when it does not.
+    fn make_queue_room(&self, live: &Arc<Live>, out: &mut OutQueue, len: usize) -> Result<()> {
         match out.flush(&live.sock, &Deadline::after_ms(0), &live.stop, None) {
             Ok(()) | Err(WriteError::Deadline { .. }) => {}
             Err(WriteError::Io { error, .. }) => {
-                return Err(self.write_failed(&live, error, "queued send"))
+                return Err(self.write_failed(live, error, "queued send"))
             }
         }
         let encoded = segment::encoded_len(len, live.negotiated.tpdu_size);
