@@ -307,13 +307,11 @@ impl TlsSession {
     /// The error for sealed records that did not go out: their sequence numbers are spent, so
     /// the TLS stream cannot go on; the connection is closed.
     fn unsent(conn: &Connection, e: Error) -> Error {
+        const WHY: &str =
+            "the TLS records were sealed and cannot be sent later, so the connection was closed";
         let e = match e {
-            Error::Timeout(what) => Error::Timeout(
-                format!("{what}; the TLS records were sealed and cannot be sent later, so the connection was closed").into(),
-            ),
-            Error::WouldBlock(what) => Error::WouldBlock(
-                format!("{what}; the TLS records were sealed and cannot be sent later, so the connection was closed").into(),
-            ),
+            Error::Timeout(what) => Error::Timeout(format!("{what}; {WHY}").into()),
+            Error::WouldBlock(what) => Error::WouldBlock(format!("{what}; {WHY}").into()),
             other => return other,
         };
         conn.abandon(&e);
