@@ -39,41 +39,12 @@
 #include <string.h>
 
 #include "isotcp.h"
+#include "checks.h"
 #include "s7_responder.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* Reporting                                                                                   */
+/* Reporting (pass, fail, why: checks.h)                                                       */
 /* ------------------------------------------------------------------------------------------ */
-
-static int passed, failed;
-
-static void pass(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("PASS ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    passed++;
-}
-
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    failed++;
-}
-
-/* The handle's last error message (static buffer: one at a time). */
-static const char *why(const iso_conn *c) {
-    static char buf[512];
-    if (c) iso_last_error(c, buf, sizeof buf, NULL);
-    else iso_thread_last_error(buf, sizeof buf, NULL);
-    return buf;
-}
 
 static uint64_t now_ms(void) { return (uint64_t)GetTickCount64(); }
 

@@ -34,39 +34,10 @@
 #include <string.h>
 
 #include "isotcp.h"
+#include "checks.h"
 
 #define TIMEOUT_MS 10000
 #define LARGEST 60000
-
-static int passed, failed;
-
-static void pass(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("PASS ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    passed++;
-}
-
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    failed++;
-}
-
-/* The handle's last error message (static buffer: one at a time). */
-static const char *why(const iso_conn *c) {
-    static char buf[1024];
-    if (c) iso_last_error(c, buf, sizeof buf, NULL);
-    else iso_thread_last_error(buf, sizeof buf, NULL);
-    return buf;
-}
 
 static int parse_hex(const char *s, uint8_t *out, size_t n) {
     size_t i;
