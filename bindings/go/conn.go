@@ -356,6 +356,20 @@ func (c *Conn) Reconnect(ctx context.Context) error {
 		}
 	}
 	ms := timeoutMS(timeout)
+	return c.cancellable(ctx, op, func(h *C.iso_conn) (int32, error) {
+		err := connectCall(op, h, func() C.int32_t { return C.iso_reconnect(h, ms) })
+		if err == nil {
+			c.readTPDU(h)
+			return 0, nil
+		}
+		return 0, err
+	})
+}
+
+// cancellable runs fn on the handle like use, and closes the connection (iso_disconnect, which
+// ends a blocked connect or handshake) when ctx is cancelled meanwhile; the error then wraps
+// ctx.Err(). A passed deadline is left to fn's own timeout.
+func (c *Conn) cancellable(ctx context.Context, op string, fn func(h *C.iso_conn) (int32, error)) error {
 	var cancelled atomic.Bool
 	_, err := c.use(op, func(h *C.iso_conn) (int32, error) {
 		var watcher sync.WaitGroup
@@ -368,21 +382,17 @@ func (c *Conn) Reconnect(ctx context.Context) error {
 				case <-done:
 					if ctx.Err() != context.DeadlineExceeded {
 						cancelled.Store(true)
-						C.iso_disconnect(h) // ends a wait for the CC
+						C.iso_disconnect(h)
 					}
 				case <-stop:
 				}
 			}()
 		}
-		err := connectCall(op, h, func() C.int32_t { return C.iso_reconnect(h, ms) })
+		rc, err := fn(h)
 		// The watcher ends before the handle is released, so it never touches a freed one.
 		close(stop)
 		watcher.Wait()
-		if err == nil {
-			c.readTPDU(h)
-			return 0, nil
-		}
-		return 0, err
+		return rc, err
 	})
 	if cancelled.Load() && !c.closing.Load() {
 		return fmt.Errorf("isotcp: %s: %w", op, ctx.Err())

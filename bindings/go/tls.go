@@ -8,8 +8,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -159,34 +157,9 @@ func (c *Conn) StartTLS(ctx context.Context, cfg *TLSConfig) error {
 	}
 	defer C.iso_tls_config_destroy(native)
 	ms := timeoutMS(timeout)
-	var cancelled atomic.Bool
-	_, err = c.use(op, func(h *C.iso_conn) (int32, error) {
-		var watcher sync.WaitGroup
-		stop := make(chan struct{})
-		if done := ctx.Done(); done != nil {
-			watcher.Add(1)
-			go func() {
-				defer watcher.Done()
-				select {
-				case <-done:
-					if ctx.Err() != context.DeadlineExceeded {
-						cancelled.Store(true)
-						C.iso_disconnect(h) // ends the handshake's wait
-					}
-				case <-stop:
-				}
-			}()
-		}
-		rc, err := call(op, func() C.int32_t { return C.iso_start_tls(h, native, ms) })
-		// The watcher ends before the handle is released, so it never touches a freed one.
-		close(stop)
-		watcher.Wait()
-		return rc, err
+	return c.cancellable(ctx, op, func(h *C.iso_conn) (int32, error) {
+		return call(op, func() C.int32_t { return C.iso_start_tls(h, native, ms) })
 	})
-	if cancelled.Load() && !c.closing.Load() {
-		return fmt.Errorf("isotcp: %s: %w", op, ctx.Err())
-	}
-	return err
 }
 
 // TLSActive reports whether TLS is started on the current connection (false after Close).
